@@ -1,0 +1,5 @@
+import sys
+
+from lewm.cli import main
+
+sys.exit(main())
