@@ -32,14 +32,20 @@ ENVS: dict[str, EnvSpec] = {
         name="tworoom",
         gym_id="lewm/TwoRoom-v0",
         entry_point="lewm.envs.tworoom:TwoRoomEnv",
-        policies={"expert": "lewm.envs.tworoom:TwoRoomExpert", "random": "lewm.envs.policies:RandomPolicy"},
+        policies={
+            "expert": "lewm.envs.tworoom:TwoRoomExpert",
+            "random": "lewm.envs.policies:RandomPolicy",
+        },
         max_episode_steps=100,
     ),
     "pusht": EnvSpec(
         name="pusht",
         gym_id="lewm/PushT-v0",
         entry_point="lewm.envs.pusht:PushTEnv",
-        policies={"expert": "lewm.envs.pusht:PushTExpert", "random": "lewm.envs.policies:RandomPolicy"},
+        policies={
+            "expert": "lewm.envs.pusht:PushTExpert",
+            "random": "lewm.envs.policies:RandomPolicy",
+        },
         max_episode_steps=200,
     ),
     "reacher": EnvSpec(
@@ -54,7 +60,10 @@ ENVS: dict[str, EnvSpec] = {
         name="cube",
         gym_id="lewm/Cube-v0",
         entry_point="lewm.envs.cube:CubeEnv",
-        policies={"expert": "lewm.envs.cube:CubeExpert", "random": "lewm.envs.policies:RandomPolicy"},
+        policies={
+            "expert": "lewm.envs.cube:CubeExpert",
+            "random": "lewm.envs.policies:RandomPolicy",
+        },
         max_episode_steps=200,
         extra="mujoco",
     ),

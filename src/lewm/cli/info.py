@@ -1,0 +1,74 @@
+"""``lewm info``: resolved config and parameter counts of a preset or a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "info", help="print a preset's (or checkpoint's) resolved config and parameter count"
+    )
+    p.add_argument("--preset", default="paper", help="tiny | small | paper (default: paper)")
+    p.add_argument("--profile", default="clean", help="clean | reference (default: clean)")
+    p.add_argument(
+        "--ckpt", help="describe a checkpoint (run dir or the authors' folder) instead of a preset"
+    )
+    p.add_argument(
+        "--action-dim", type=int, default=2, help="raw action dimension A (default 2; Cube is 5)"
+    )
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from lewm.config import apply_overrides, preset
+    from lewm.errors import ConfigError
+
+    if args.ckpt:
+        from lewm.checkpoint import load
+
+        model = load(args.ckpt)
+        cfg_dict = getattr(model, "run_meta", None) or {"model": _asdict(model.cfg)}
+        preset_name, profile = cfg_dict.get("preset"), cfg_dict.get("profile")
+    else:
+        if args.action_dim <= 0:
+            raise ConfigError("--action-dim must be positive")
+        cfg = apply_overrides(preset(args.preset, args.profile), args.overrides)
+        cfg.model.action_dim = args.action_dim
+        cfg.validate()
+        from lewm.model.world_model import LeWM
+
+        with torch.device("meta"):  # shapes only: instant even at the paper size
+            model = LeWM(cfg.model)
+        cfg_dict, preset_name, profile = cfg.to_dict(), cfg.preset, cfg.profile
+    counts = model.parameter_counts()
+    buffers = sum(b.numel() for b in model.buffers())
+    out = {
+        "preset": preset_name,
+        "profile": profile,
+        "params": model.num_parameters(),
+        "params_per_module": {k: v for k, v in counts.items() if k != "total"},
+        "buffers": buffers,
+        "state_dict_tensors": len(model.state_dict()),
+        "config": cfg_dict,
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"preset {preset_name} / profile {profile}: {out['params']:,} trainable parameters")
+        for k, v in out["params_per_module"].items():
+            print(f"  {k:15s} {v:>12,}")
+        print(f"  buffers         {buffers:>12,}")
+    return 0
+
+
+def _asdict(obj):
+    import dataclasses
+
+    return dataclasses.asdict(obj)
