@@ -27,7 +27,9 @@ def test_action_input_dim_is_derived():
 
 
 def test_overrides_are_typed():
-    cfg = apply_overrides(preset("tiny"), ["optim.lr=0.01", "train.steps=7", "model.predictor.dropout=0.2"])
+    cfg = apply_overrides(
+        preset("tiny"), ["optim.lr=0.01", "train.steps=7", "model.predictor.dropout=0.2"]
+    )
     assert cfg.optim.lr == 0.01 and cfg.train.steps == 7 and cfg.model.predictor.dropout == 0.2
     assert isinstance(cfg.train.steps, int)
 

@@ -1,10 +1,10 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from lewm.config import preset
 from lewm.model.world_model import LeWM
-
-from pathlib import Path
 
 SPEC_TSV = Path(__file__).parent / "data" / "state_dict_keys_paper.tsv"  # copied from the spec
 

@@ -121,7 +121,9 @@ def test_fp32_under_autocast():
 def test_loss_terms_and_gradients_reach_target():
     z = torch.randn(8, 4, 16, requires_grad=True)
     pred = torch.randn(8, 3, 16, requires_grad=True)
-    out = lewm_loss(z, pred, sigreg_weight=0.09, generator=torch.Generator().manual_seed(0), num_projections=32)
+    out = lewm_loss(
+        z, pred, sigreg_weight=0.09, generator=torch.Generator().manual_seed(0), num_projections=32
+    )
     assert set(out) == {"loss", "pred_loss", "sigreg_loss"}
     torch.testing.assert_close(out["loss"], out["pred_loss"] + 0.09 * out["sigreg_loss"])
     out["pred_loss"].backward()

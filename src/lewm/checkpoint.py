@@ -173,9 +173,14 @@ def model_config_from_reference(rc: Mapping, frameskip: int = 5) -> ModelConfig:
         enc, pred, act = rc["encoder"], rc["predictor"], rc["action_encoder"]
         proj = rc["projector"]
         size = enc.get("size", "tiny")
-        if size not in VIT_SIZES:
+        if size in VIT_SIZES:
+            hidden, depth, heads, mlp = VIT_SIZES[size]
+        elif all(k in enc for k in ("hidden_dim", "depth", "heads", "mlp_dim")):
+            hidden, depth, heads, mlp = (
+                int(enc[k]) for k in ("hidden_dim", "depth", "heads", "mlp_dim")
+            )
+        else:
             raise CheckpointError(f"unknown encoder size {size!r}; known: {sorted(VIT_SIZES)}")
-        hidden, depth, heads, mlp = VIT_SIZES[size]
         embed = int(pred.get("input_dim", proj["output_dim"]))
         for key in ("hidden_dim", "output_dim"):
             if int(pred.get(key, embed)) != embed:
@@ -229,10 +234,6 @@ def reference_config_dict(cfg: ModelConfig) -> dict:
         ),
         None,
     )
-    if size is None:
-        raise CheckpointError(
-            "only ViT tiny/small/base encoders can be written in the authors' format"
-        )
     mlp = {
         "_target_": "stable_worldmodel.wm.lewm.module.MLP",
         "input_dim": cfg.embed_dim,
@@ -240,17 +241,32 @@ def reference_config_dict(cfg: ModelConfig) -> dict:
         "hidden_dim": cfg.projector_hidden,
         "norm_fn": {"_target_": "torch.nn.BatchNorm1d", "_partial_": True},
     }
+    encoder = {
+        "_target_": "stable_pretraining.backbone.utils.vit_hf",
+        "size": size or "custom",
+        "patch_size": cfg.encoder.patch_size,
+        "image_size": cfg.encoder.image_size,
+        "pretrained": False,
+        "use_mask_token": False,
+    }
+    if size is None:  # an extension of the format for non-standard widths (tests, small presets)
+        e = cfg.encoder
+        encoder.update(hidden_dim=e.hidden_dim, depth=e.depth, heads=e.heads, mlp_dim=e.mlp_dim)
+    action = {
+        "_target_": "stable_worldmodel.wm.lewm.module.Embedder",
+        "input_dim": cfg.action_input_dim,
+        "emb_dim": cfg.embed_dim,
+    }
+    if (
+        cfg.action_encoder != ActionEncoderConfig()
+    ):  # constructor defaults are not written by the authors
+        action.update(
+            smoothed_dim=cfg.action_encoder.smoothed_dim, mlp_scale=cfg.action_encoder.mlp_scale
+        )
     p = cfg.predictor
     return {
         "_target_": "stable_worldmodel.wm.lewm.LeWM",
-        "encoder": {
-            "_target_": "stable_pretraining.backbone.utils.vit_hf",
-            "size": size,
-            "patch_size": cfg.encoder.patch_size,
-            "image_size": cfg.encoder.image_size,
-            "pretrained": False,
-            "use_mask_token": False,
-        },
+        "encoder": encoder,
         "predictor": {
             "_target_": "stable_worldmodel.wm.lewm.module.Predictor",
             "num_frames": p.num_frames,
@@ -264,11 +280,7 @@ def reference_config_dict(cfg: ModelConfig) -> dict:
             "dropout": p.dropout,
             "emb_dropout": p.emb_dropout,
         },
-        "action_encoder": {
-            "_target_": "stable_worldmodel.wm.lewm.module.Embedder",
-            "input_dim": cfg.action_input_dim,
-            "emb_dim": cfg.embed_dim,
-        },
+        "action_encoder": action,
         "projector": dict(mlp, input_dim=cfg.encoder.hidden_dim),
         "pred_proj": dict(mlp),
     }

@@ -1,0 +1,140 @@
+"""End-to-end through the installed ``lewm`` console script."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LEWM = shutil.which("lewm", path=str(Path(sys.executable).parent)) or "lewm"
+
+
+def run(*args, check=True):
+    proc = subprocess.run([LEWM, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"lewm {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def test_help_lists_commands():
+    out = run("--help").stdout
+    for cmd in ("info", "train"):
+        assert cmd in out
+
+
+def test_info_paper_json():
+    out = json.loads(run("info", "--preset", "paper", "--json").stdout)
+    assert out["params"] == 18_034_478
+    assert out["config"]["model"]["encoder"]["image_size"] == 224 and out["preset"] == "paper"
+
+
+def test_info_cube_and_overrides():
+    out = json.loads(run("info", "--preset", "paper", "--action-dim", "5", "--json").stdout)
+    assert out["params"] == 18_034_628
+    out = json.loads(
+        run("info", "--preset", "tiny", "--set", "model.predictor.depth=1", "--json").stdout
+    )
+    assert out["config"]["model"]["predictor"]["depth"] == 1
+
+
+def test_train_end_to_end_and_load(tmp_path, synthetic_h5):
+    out = tmp_path / "run"
+    proc = run(
+        "train",
+        "--data",
+        synthetic_h5,
+        "--preset",
+        "tiny",
+        "--out",
+        out,
+        "--steps",
+        "6",
+        "--set",
+        "train.log_every=3",
+        "--no-progress",
+        "--device",
+        "cpu",
+    )
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["step"] == 6
+    assert (out / "model.safetensors").exists() and (out / "train_state.pt").exists()
+    info = json.loads(run("info", "--ckpt", out, "--json").stdout)
+    assert info["preset"] == "tiny" and info["params"] > 0
+    proc = run(
+        "train",
+        "--data",
+        synthetic_h5,
+        "--preset",
+        "tiny",
+        "--out",
+        out,
+        "--steps",
+        "9",
+        "--resume",
+        "--no-progress",
+    )
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["step"] == 9
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [3, 6, 9]
+
+
+def test_tensorboard_option(tmp_path, synthetic_h5):
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "run"
+    run(
+        "train",
+        "--data",
+        synthetic_h5,
+        "--preset",
+        "tiny",
+        "--out",
+        out,
+        "--steps",
+        "5",
+        "--tensorboard",
+        "--no-progress",
+    )
+    assert any((out / "tensorboard").iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "train.bogus=1"], "unknown key 'train.bogus'"),
+        (["--set", "train.steps=abc"], "expected an integer"),
+        (["--preset", "giant"], "unknown preset"),
+        (["--steps", "0"], "--steps must be positive"),
+        (["--device", "cuda"], "cuda"),
+    ],
+)
+def test_train_bad_input_exits_2(tmp_path, synthetic_h5, args, message):
+    out = tmp_path / "run"
+    proc = run(
+        "train", "--data", synthetic_h5, "--preset", "tiny", "--out", out, *args, check=False
+    )
+    if "cuda" in args:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA device is present")
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_train_missing_data_file(tmp_path):
+    proc = run(
+        "train",
+        "--data",
+        tmp_path / "none.h5",
+        "--preset",
+        "tiny",
+        "--out",
+        tmp_path / "r",
+        check=False,
+    )
+    assert proc.returncode == 2 and "no such dataset file" in proc.stderr
