@@ -1,0 +1,309 @@
+"""The MPC policy: action order and de-normalisation, replanning, warm start, history,
+random-stream layout per profile, bounds, and a toy world planned to its goal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import torch
+
+from lewm.errors import ConfigError
+from lewm.planning import GoalCost, MPCConfig, MPCPolicy, Solver, SolveResult, make_solver
+
+
+class Normalizer:
+    def __init__(self, mu, sigma):
+        self.mu, self.sigma = np.asarray(mu, np.float32), np.asarray(sigma, np.float32)
+
+    def normalize(self, a):
+        return (a - self.mu) / self.sigma
+
+    def denormalize(self, a):
+        return a * self.sigma + self.mu
+
+
+def preprocess(frames):
+    """uint8 (..., h, w, 3) -> float (..., 3, h, w); a stand-in for frames_to_pixels."""
+    return torch.as_tensor(np.asarray(frames), dtype=torch.float32).movedim(-1, -3) / 255.0
+
+
+class PointWorld:
+    """A linear world model of a point: z = position read off the frame, and
+    z_{t+1} = z_t + sum of the f de-normalised raw actions of the block."""
+
+    def __init__(self, frameskip=5, mu=(0.01, -0.01), sigma=(0.03, 0.03)):
+        self.history_size = 3
+        self.frameskip = frameskip
+        self.action_dim = 2
+        self.action_normalizer = Normalizer(mu, sigma)
+        self.encoded: list[torch.Tensor] = []
+        self.histories: list[torch.Tensor | None] = []
+
+    def encode(self, pixels):  # (B, T, 3, h, w) -> (B, T, 2)
+        self.encoded.append(pixels.clone())
+        return pixels.mean(dim=(-1, -2))[..., :2]
+
+    def rollout(self, context_emb, candidates, action_history=None):
+        self.histories.append(None if action_history is None else action_history.clone())
+        b, hp, _ = candidates.shape
+        mu = torch.as_tensor(self.action_normalizer.mu)
+        sigma = torch.as_tensor(self.action_normalizer.sigma)
+        raw = candidates.reshape(b, hp, self.frameskip, 2) * sigma + mu  # step-major
+        steps = context_emb[:, -1:] + raw.sum(dim=2).cumsum(dim=1)  # (B, Hp, 2)
+        return torch.cat([context_emb, steps], dim=1)
+
+
+class PointEnv:
+    """n points in [0, 1]^2; a frame stores the position in channels 0 and 1."""
+
+    LOW, HIGH = -0.05, 0.05
+
+    def __init__(self, pos):
+        self.pos = np.array(pos, dtype=np.float64)
+
+    @staticmethod
+    def render(pos):
+        frames = np.zeros((len(pos), 6, 6, 3), np.uint8)
+        frames[..., 0] = np.round(pos[:, 0] * 255)[:, None, None]
+        frames[..., 1] = np.round(pos[:, 1] * 255)[:, None, None]
+        return frames
+
+    def step(self, actions):
+        self.pos = np.clip(self.pos + np.clip(actions, self.LOW, self.HIGH), 0.0, 1.0)
+        return self.render(self.pos)
+
+
+@dataclass
+class FakeSolver(Solver):
+    """Returns plan[k, c] = 100*k + c + 1000*call (+ 10000*row) and records every call."""
+
+    name = "fake"
+    calls: list = field(default_factory=list)
+
+    def solve(
+        self,
+        cost_fn,
+        n_envs,
+        horizon,
+        action_width,
+        *,
+        init=None,
+        generators=None,
+        bounds=None,
+        device=None,
+    ):
+        cost_fn(torch.zeros(n_envs, 1, horizon, action_width))  # drive the objective once
+        k = torch.arange(horizon, dtype=torch.float32)[:, None]
+        c = torch.arange(action_width, dtype=torch.float32)[None]
+        rows = torch.arange(n_envs, dtype=torch.float32)[:, None, None]
+        plan = (100 * k + c + 1000 * len(self.calls) + 10000 * rows).expand(
+            n_envs, horizon, action_width
+        )
+        self.calls.append(
+            dict(n=n_envs, init=init.clone(), generators=generators, bounds=bounds, plan=plan)
+        )
+        return SolveResult(plan.clone(), torch.zeros(n_envs))
+
+
+def frames_of(values):
+    """Frames whose pixels all hold ``values[i]`` (to tell frames apart)."""
+    return np.stack([np.full((6, 6, 3), v, np.uint8) for v in values])
+
+
+def test_executes_raw_actions_step_major_and_denormalised():
+    f, a, hp = 3, 2, 2
+    model = PointWorld(frameskip=f, mu=(1.0, 2.0), sigma=(2.0, 3.0))
+    solver = FakeSolver()
+    policy = MPCPolicy(model, solver, preprocess, MPCConfig(horizon=hp, receding_horizon=hp))
+    policy.reset(1)
+    got = np.stack([policy.act(frames_of([t]), frames_of([0]))[0] for t in range(2 * hp * f)])
+    expected = []
+    for call in range(2):
+        for t in range(hp * f):
+            k, j = divmod(t, f)  # block k, raw step j inside it
+            norm = 100 * k + np.arange(j * a, (j + 1) * a) + 1000 * call
+            expected.append(norm * np.array([2.0, 3.0]) + np.array([1.0, 2.0]))
+    np.testing.assert_allclose(got, np.array(expected), rtol=1e-6)
+    assert [r.step for r in policy.records] == [0, hp * f]  # whole plan executed, then replan
+    assert [r.solve_indices for r in policy.records] == [(0,), (1,)]
+
+
+def test_replans_every_receding_horizon_with_shifted_warm_start():
+    f, hp, r = 2, 4, 1
+    solver = FakeSolver()
+    policy = MPCPolicy(
+        PointWorld(frameskip=f), solver, preprocess, MPCConfig(horizon=hp, receding_horizon=r)
+    )
+    policy.reset(1)
+    for t in range(4 * r * f):
+        policy.act(frames_of([t]), frames_of([0]))
+    assert [rec.step for rec in policy.records] == [0, 2, 4, 6]
+    assert torch.equal(solver.calls[0]["init"], torch.zeros(1, hp, 2 * f))
+    for prev, nxt in zip(solver.calls, solver.calls[1:], strict=False):
+        assert torch.equal(nxt["init"][0, : hp - r], prev["plan"][0, r:])  # the unexecuted tail
+        assert torch.equal(nxt["init"][0, hp - r :], torch.zeros(r, 2 * f))  # padded with zeros
+
+
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_warm_start_is_a_no_op_when_receding_equals_horizon(warm_start):
+    solver = FakeSolver()
+    config = MPCConfig(horizon=2, receding_horizon=2, warm_start=warm_start)
+    policy = MPCPolicy(PointWorld(frameskip=2), solver, preprocess, config)
+    policy.reset(1)
+    for t in range(8):
+        policy.act(frames_of([t]), frames_of([0]))
+    assert len(solver.calls) == 2
+    assert all(torch.equal(c["init"], torch.zeros(1, 2, 4)) for c in solver.calls)
+
+
+def test_history_frames_and_blocks_with_padding_at_episode_start():
+    f, fa = 2, 4
+    model = PointWorld(frameskip=f, mu=(0.0, 0.0), sigma=(1.0, 1.0))
+    config = MPCConfig(horizon=2, receding_horizon=1, context_frames=3)
+    policy = MPCPolicy(model, FakeSolver(), preprocess, config)
+    policy.reset(1)
+    for t in range(5):
+        policy.act(frames_of([10 * t]), frames_of([200]))
+    # encode calls alternate (context, goal); solves at steps 0, 2, 4; frames f steps apart,
+    # front-padded with the first frame
+    contexts = [model.encoded[i][0, :, 0, 0, 0] * 255 for i in (0, 2, 4)]
+    assert [c.round().tolist() for c in contexts] == [[0, 0, 0], [0, 0, 20], [0, 20, 40]]
+    assert (model.encoded[1][0, 0, 0, 0, 0] * 255).round() == 200
+    hist = [h[0] for h in model.histories]  # row 0 of each flattened rollout call
+    zero, block0 = torch.zeros(fa), torch.arange(fa, dtype=torch.float32)  # block 0 of plan 0
+    assert torch.equal(hist[0], torch.stack([zero, zero]))  # episode start: zero (mean) blocks
+    assert torch.equal(hist[1], torch.stack([zero, block0]))
+    assert torch.equal(hist[2], torch.stack([block0, 1000 + block0]))  # then block 0 of plan 1
+
+
+def run_point_episodes(policy, start, goal, steps, episode_ids=None):
+    env = PointEnv(start)
+    goals = PointEnv.render(np.asarray(goal))
+    policy.reset(len(start), episode_ids)
+    frames, actions, dists = PointEnv.render(env.pos), [], []
+    for _ in range(steps):
+        act = policy.act(frames, goals)
+        actions.append(act)
+        frames = env.step(act)
+        dists.append(np.linalg.norm(env.pos - goal, axis=1))
+    return np.stack(actions), np.stack(dists)
+
+
+START = np.array([[0.3, 0.4], [0.6, 0.7], [0.5, 0.5], [0.7, 0.3]])
+GOAL = np.array([[0.6, 0.5], [0.3, 0.4], [0.5, 0.8], [0.4, 0.6]])
+
+
+def point_policy(profile="clean", **solver_kw):
+    solver = make_solver("cem", **{"samples": 30, "iterations": 3, "topk": 5, **solver_kw})
+    config = MPCConfig(horizon=2, receding_horizon=1, profile=profile)
+    return MPCPolicy(
+        PointWorld(), solver, preprocess, config, action_bounds=(PointEnv.LOW, PointEnv.HIGH)
+    )
+
+
+def test_clean_profile_batched_equals_one_env_at_a_time():
+    batched, _ = run_point_episodes(point_policy(), START[:3], GOAL[:3], steps=10)
+    for i in range(3):
+        single, _ = run_point_episodes(point_policy(), START[i : i + 1], GOAL[i : i + 1], 10, [i])
+        np.testing.assert_allclose(batched[:, i], single[:, 0], atol=1e-6)
+    other_ids, _ = run_point_episodes(point_policy(), START[:3], GOAL[:3], 10, [7, 8, 9])
+    assert not np.allclose(batched, other_ids)  # the episode id seeds the stream
+
+
+def test_reference_profile_solves_one_at_a_time_with_one_stream():
+    solver = FakeSolver()
+    policy = MPCPolicy(PointWorld(), solver, preprocess, MPCConfig(profile="reference"))
+    policy.reset(3)
+    policy.act(frames_of([1, 2, 3]), frames_of([0, 0, 0]), active=np.array([True, False, True]))
+    assert [c["n"] for c in solver.calls] == [1, 1]
+    assert [r.env_ids for r in policy.records] == [(0,), (2,)]  # alive envs, index order
+    assert solver.calls[0]["generators"] is solver.calls[1]["generators"]
+
+    # the plans are exactly CEM run env by env on one generator seeded 42
+    model, hp, fa = PointWorld(), 2, 10
+    policy = MPCPolicy(
+        model,
+        make_solver("cem", samples=20, iterations=2, topk=4),
+        preprocess,
+        MPCConfig(horizon=hp, profile="reference"),
+    )
+    start, goal = PointEnv.render(START[:2]), PointEnv.render(GOAL[:2])
+    policy.reset(2)
+    policy.act(start, goal)
+    gen, cost = torch.Generator().manual_seed(42), GoalCost(model)
+    for i in range(2):
+        ctx = cost.prepare(preprocess(start[i : i + 1]), preprocess(goal[i : i + 1]))
+        plan = (
+            make_solver("cem", samples=20, iterations=2, topk=4)
+            .solve(cost.cost_fn(ctx), 1, hp, fa, generators=gen)
+            .plan
+        )
+        np.testing.assert_allclose(policy.records[i].plan, plan.numpy(), atol=1e-6)
+
+
+def test_linear_world_is_planned_to_its_goal_with_cem():
+    config = MPCConfig(horizon=5, receding_horizon=5, budget=50)
+    solver = make_solver("cem", samples=100, iterations=10, topk=10)
+    policy = MPCPolicy(
+        PointWorld(), solver, preprocess, config, action_bounds=(PointEnv.LOW, PointEnv.HIGH)
+    )
+    _, dists = run_point_episodes(policy, START, GOAL, steps=50)
+    assert (np.linalg.norm(START - GOAL, axis=1) > 0.25).all()
+    assert (dists[24] < 0.02).all(), dists[24]  # the goal is reached after the first plan
+    assert (dists.min(axis=0) < 0.02).all()
+    assert [r.step for r in policy.records] == [0, 25]  # two solves per 50-step episode
+    assert len(policy.plan_seconds) == 2 and all(s > 0 for s in policy.plan_seconds)
+
+
+def test_bounds_are_mapped_to_normalised_space_per_profile():
+    bounds = (np.array([-0.05, -1.0]), np.array([0.05, 1.0]))
+    mu, sigma = np.array([0.01, -0.01]), np.array([0.03, 0.03])
+    lo_n, hi_n = (bounds[0] - mu) / sigma, (bounds[1] - mu) / sigma
+
+    def solver_bounds(profile, solver, clamp=None):
+        config = MPCConfig(profile=profile, clamp_to_bounds=clamp)
+        return MPCPolicy(PointWorld(), solver, preprocess, config, action_bounds=bounds).bounds
+
+    lo, hi = solver_bounds("clean", make_solver("cem"))
+    np.testing.assert_allclose(lo.numpy(), np.tile(lo_n, 5), rtol=1e-6)  # (f*A,), step-major
+    np.testing.assert_allclose(hi.numpy(), np.tile(hi_n, 5), rtol=1e-6)
+    assert solver_bounds("reference", make_solver("cem")) is None  # the reference never clips
+    lo, _ = solver_bounds("reference", make_solver("icem"))  # ...except iCEM, in raw units
+    np.testing.assert_allclose(lo.numpy(), np.tile(bounds[0], 5), rtol=1e-6)
+    assert solver_bounds("clean", make_solver("cem"), clamp=False) is None
+    lo, _ = solver_bounds("reference", make_solver("cem"), clamp=True)
+    np.testing.assert_allclose(lo.numpy(), np.tile(lo_n, 5), rtol=1e-6)
+
+
+def test_inactive_envs_are_not_planned_or_advanced():
+    solver = FakeSolver()
+    policy = MPCPolicy(
+        PointWorld(frameskip=1), solver, preprocess, MPCConfig(horizon=1, receding_horizon=1)
+    )
+    policy.reset(2)
+    out = policy.act(frames_of([1, 2]), frames_of([0, 0]), active=np.array([False, True]))
+    assert np.all(out[0] == 0) and policy.steps.tolist() == [0, 1]
+    assert policy.records[0].env_ids == (1,)
+
+
+def test_configuration_errors():
+    with pytest.raises(ConfigError, match="exceeds the episode budget"):
+        MPCPolicy(
+            PointWorld(frameskip=5), FakeSolver(), preprocess, MPCConfig(horizon=5, budget=20)
+        )
+    MPCPolicy(PointWorld(frameskip=5), FakeSolver(), preprocess, MPCConfig(horizon=5, budget=25))
+    with pytest.raises(ConfigError, match="predictor window"):
+        MPCPolicy(PointWorld(), FakeSolver(), preprocess, MPCConfig(context_frames=4))
+    with pytest.raises(ConfigError, match="receding_horizon"):
+        MPCConfig(horizon=2, receding_horizon=3)
+    with pytest.raises(ConfigError, match="profile"):
+        MPCConfig(profile="fast")
+    model = PointWorld()
+    del model.frameskip
+    with pytest.raises(ConfigError, match="frameskip"):
+        MPCPolicy(model, FakeSolver(), preprocess)
+    policy = MPCPolicy(PointWorld(), FakeSolver(), preprocess)
+    with pytest.raises(ValueError, match="reset"):
+        policy.act(frames_of([1]), frames_of([1]))
