@@ -1,0 +1,325 @@
+"""The evaluation protocol (spec §7): start/goal pairs, held-out episodes, the random
+floor on the same pairs, results.json, bad input, GIFs, and `lewm eval` end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lewm.errors import ConfigError
+from lewm.eval.protocol import (
+    EvaluationError,
+    choose_episodes,
+    draw_pairs,
+    evaluate,
+    make_eval_env,
+    sample_starts,
+    valid_start_rows,
+)
+
+LEWM = shutil.which("lewm", path=str(Path(sys.executable).parent)) or "lewm"
+FAST = dict(
+    solver_settings={"samples": 8, "iterations": 1, "topk": 2}, device="cpu", log=lambda m: None
+)
+
+
+@pytest.fixture(scope="module")
+def tworoom_run(tmp_path_factory):
+    """6 expert TwoRoom episodes at 32x32 and a tiny model trained 3 steps on them."""
+    from lewm.config import preset
+    from lewm.envs.collect import collect
+    from lewm.train import train
+
+    root = tmp_path_factory.mktemp("eval")
+    data = collect("tworoom", "expert", 6, 32, 0, root / "tr.h5", progress=False)
+    cfg = preset("tiny")
+    cfg.train.steps = 3
+    cfg.train.val_every = 3
+    cfg.train.save_every = 3
+    train(cfg, data, root / "run", device="cpu", progress=False)
+    return root / "run", data
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+def test_valid_starts_leave_room_for_the_goal():
+    ep_len, ep_offset = np.array([30, 10, 40]), np.array([0, 30, 40])
+    rows = valid_start_rows(ep_len, ep_offset, 25)
+    # episode 0: steps 0..4 (4 = 30 - 25 - 1); episode 1 is too short; episode 2: steps 0..14
+    np.testing.assert_array_equal(rows, np.r_[0:5, 40:55])
+    np.testing.assert_array_equal(valid_start_rows(ep_len, ep_offset, 25, [2]), np.r_[40:55])
+    assert len(valid_start_rows(ep_len, ep_offset, 40)) == 0
+
+
+def test_same_seed_same_pairs_other_seed_other_pairs():
+    ep_len = np.array([60, 90, 45, 100])
+    ep_offset = np.concatenate([[0], np.cumsum(ep_len)[:-1]])
+    a = draw_pairs(ep_len, ep_offset, 25, 20, seed=42)
+    b = draw_pairs(ep_len, ep_offset, 25, 20, seed=42)
+    c = draw_pairs(ep_len, ep_offset, 25, 20, seed=43)
+    assert a == b and [p.start_row for p in a] != [p.start_row for p in c]
+    starts = [p.start_row for p in a]
+    assert starts == sorted(starts) and len(set(starts)) == 20  # sorted, without replacement
+    for p in a:  # goal 25 steps later in the same episode
+        assert p.goal_row == p.start_row + 25
+        assert p.start_row == ep_offset[p.episode] + p.start_step
+        assert p.start_step + 25 <= ep_len[p.episode] - 1
+    # the reference's draw: default_rng(seed).choice over the valid rows, then sorted
+    valid = valid_start_rows(ep_len, ep_offset, 25)
+    ref = np.sort(np.random.default_rng(42).choice(valid, size=20, replace=False))
+    np.testing.assert_array_equal(starts, ref)
+
+
+def test_pair_errors():
+    ep_len, ep_offset = np.array([20, 24]), np.array([0, 20])
+    with pytest.raises(EvaluationError, match="no valid start states"):
+        draw_pairs(ep_len, ep_offset, 25, 2, seed=0)
+    with pytest.raises(EvaluationError, match="lower --episodes"):
+        sample_starts(np.arange(3), 5, seed=0)
+
+
+def test_held_out_episodes(tworoom_run, tmp_path):
+    import lewm
+
+    run, data = tworoom_run
+    model = lewm.load(run)
+    n = 6
+    split = json.loads((run / "split.json").read_text())
+    clean = choose_episodes(model, run, data, n, "clean")
+    assert clean.held_out is True and clean.episodes.tolist() == split["val_episodes"]
+    ref = choose_episodes(model, run, data, n, "reference")
+    assert ref.episodes is None and ref.held_out is False
+    other = tmp_path / "other.h5"
+    shutil.copy(data, other)
+    sep = choose_episodes(model, run, other, n, "clean")
+    assert sep.episodes is None and sep.held_out is True
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def test_results_schema_same_pairs_and_repeatable(tworoom_run, tmp_path):
+    run, data = tworoom_run
+    kw = dict(episodes=2, seeds=(42, 7), budget=25, **FAST)
+    res = evaluate(run, "tworoom", data, tmp_path / "out", **kw)
+    on_disk = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert on_disk == json.loads(json.dumps(res))
+    for key in (
+        "success_rate",
+        "success_rate_std",
+        "per_seed",
+        "random_success_rate",
+        "already_solved_fraction",
+        "success_rate_excluding_solved",
+        "episodes",
+        "plan_seconds_mean",
+        "solver",
+        "mpc",
+        "checkpoint",
+        "data",
+        "profile",
+        "held_out",
+        "render_consistency",
+        "env",
+        "timing",
+    ):
+        assert key in res, key
+    assert res["profile"] == "clean" and res["held_out"] is True
+    assert res["solver"] == {
+        "solver": "cem",
+        "samples": 8,
+        "iterations": 1,
+        "topk": 2,
+        "init_std": 1.0,
+    }
+    assert res["mpc"] == {
+        "horizon": 5,
+        "receding": 5,
+        "frameskip": 5,
+        "context": 1,
+        "budget": 25,
+        "goal_offset": 25,
+        "warm_start": True,
+        "cost_steps": "last",
+    }
+    # TwoRoom restores reproduce the dataset frames exactly
+    assert res["render_consistency"]["mean_abs_diff"] == 0.0
+
+    # the pairs are the protocol's draw from the held-out episodes, per seed
+    val = json.loads((run / "split.json").read_text())["val_episodes"]
+    from lewm.data.hdf5 import inspect_dataset
+
+    info = inspect_dataset(data)
+    eps = res["episodes"]
+    assert [e["seed"] for e in eps] == [42, 42, 7, 7]
+    for seed, entry in zip((42, 7), res["per_seed"], strict=True):
+        mine = [e for e in eps if e["seed"] == seed]
+        want = draw_pairs(info.ep_len, info.ep_offset, 25, 2, seed, val)
+        assert [e["start_row"] for e in mine] == [p.start_row for p in want]
+        assert all(e["episode"] in val for e in mine)
+        # the random floor ran on the same pairs: same restored start, same goal
+        for e in mine:
+            assert e["random_initial_distance"] == e["initial_distance"]
+            assert e["already_solved"] == (e["initial_distance"] < 16.0)
+        assert entry["success_rate"] == 100 * np.mean([e["success"] for e in mine])
+        assert entry["random_success_rate"] == 100 * np.mean([e["random_success"] for e in mine])
+        assert entry["already_solved_fraction"] == np.mean([e["already_solved"] for e in mine])
+    rates = [s["success_rate"] for s in res["per_seed"]]
+    assert res["success_rate"] == pytest.approx(np.mean(rates))
+    assert res["success_rate_std"] == pytest.approx(np.std(rates))
+    for e in eps:
+        if e["success"]:
+            assert 1 <= e["steps_to_success"] <= 25 and e["final_distance"] < 16.0
+        else:
+            assert e["steps_to_success"] is None
+
+    again = evaluate(run, "tworoom", data, None, **kw)  # out=None writes nothing
+    strip = ("render_diff",)
+    assert [{k: v for k, v in e.items() if k not in strip} for e in again["episodes"]] == [
+        {k: v for k, v in e.items() if k not in strip} for e in eps
+    ]
+
+
+def test_reference_profile_uses_the_file_as_is(tworoom_run):
+    run, data = tworoom_run
+    res = evaluate(run, "tworoom", data, None, episodes=3, budget=25, profile="reference", **FAST)
+    assert res["profile"] == "reference" and res["held_out"] is False
+    from lewm.data.hdf5 import inspect_dataset
+
+    info = inspect_dataset(data)
+    want = draw_pairs(info.ep_len, info.ep_offset, 25, 3, 42)  # over every episode
+    assert [e["start_row"] for e in res["episodes"]] == [p.start_row for p in want]
+    assert any("training episodes" in w for w in res["warnings"])
+
+
+def _raises_without_results(exc, match, tmp_path, *args, **kwargs):
+    out = tmp_path / "bad"
+    with pytest.raises(exc, match=match):
+        evaluate(*args, out, **{**FAST, **kwargs})
+    assert not (out / "results.json").exists()
+
+
+def test_bad_input(tworoom_run, tmp_path):
+    from lewm.data.hdf5 import DatasetWriter
+    from lewm.data.synthetic import write_synthetic
+    from lewm.envs.collect import collect
+
+    run, data = tworoom_run
+    err = _raises_without_results
+    err(ConfigError, "unknown environment", tmp_path, run, "maze", data)
+    err(ConfigError, "unknown solver", tmp_path, run, "tworoom", data, solver="annealing")
+    err(ConfigError, "unknown profile", tmp_path, run, "tworoom", data, profile="fast")
+    err(ConfigError, "exceeds the episode budget", tmp_path, run, "tworoom", data, budget=10)
+    err(EvaluationError, "no valid start states", tmp_path, run, "tworoom", data, goal_offset=150)
+    # a dataset of another environment
+    dot = write_synthetic(tmp_path / "dot.h5", episodes=3, length=40, image_size=32)
+    err(EvaluationError, "collected in environment 'synthetic-dot'", tmp_path, run, "tworoom", dot)
+    # frames of another size: refused unless resized on request
+    small = collect("tworoom", "expert", 2, 24, 1, tmp_path / "tr24.h5", progress=False)
+    err(EvaluationError, "--resize-frames", tmp_path, run, "tworoom", small)
+    res = evaluate(run, "tworoom", small, None, episodes=1, budget=25, resize_frames=True, **FAST)
+    assert res["resize_frames"] and res["held_out"] is True
+    # actions of another dimension
+    odd = tmp_path / "a3.h5"
+    with DatasetWriter(odd, compression="none", meta={"env": "tworoom"}) as w:
+        act = np.zeros((30, 3), np.float32)
+        act[-1] = np.nan
+        w.add_episode({"pixels": np.zeros((30, 32, 32, 3), np.uint8), "action": act})
+    err(EvaluationError, "3-D actions", tmp_path, run, "tworoom", odd)
+
+
+def test_non_finite_costs_fail_cleanly(tworoom_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from lewm.planning import PlanningError
+
+    run, data = tworoom_run
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    state = load_file(str(broken / "model.safetensors"))
+    for key, value in state.items():
+        if key.startswith("pred_proj") and value.is_floating_point():
+            value.fill_(float("nan"))
+    save_file(state, str(broken / "model.safetensors"))
+    _raises_without_results(
+        PlanningError, "non-finite", tmp_path, broken, "tworoom", data, episodes=1, budget=25
+    )
+
+
+class NoHooksEnv:
+    def __init__(self, render_mode="rgb_array", image_size=32):
+        self.image_size = image_size
+
+
+def test_missing_hooks_fail_loudly(monkeypatch):
+    from lewm.envs import ENVS, EnvSpec
+
+    monkeypatch.setitem(
+        ENVS, "tworoom", EnvSpec("tworoom", "x/NoHooks-v0", f"{__name__}:NoHooksEnv")
+    )
+    with pytest.raises(EvaluationError, match="load_state"):
+        make_eval_env("tworoom", 32, "clean")
+
+
+# --------------------------------------------------------------------------- videos
+
+
+def test_gif_panels(tmp_path):
+    import imageio.v3 as iio
+
+    from lewm.eval.video import compose_frames, write_episode_gif
+
+    agent = [np.full((16, 16, 3), v, np.uint8) for v in (10, 20, 30)]
+    cont = [np.full((16, 16, 3), v, np.uint8) for v in range(100, 106)]
+    goal = np.full((16, 16, 3), 200, np.uint8)
+    frames = compose_frames(agent, cont, goal, success_step=2, min_panel=32)
+    assert frames.shape[0] == 6 and frames.dtype == np.uint8  # the longer sequence
+    body = frames[:, -32:]  # below the caption strip; panels are 32 px (16 x 2)
+    assert (body[0, 16, 16] == 10).all() and (body[5, 16, 16] == 30).all()  # agent held
+    assert (body[5, 16, 32 + 4 + 16] == 105).all() and (body[0, 16, 2 * 36 + 16] == 200).all()
+    assert tuple(body[2, 0, 0]) != (30, 30, 30)  # success border from step 2
+    path = write_episode_gif(tmp_path / "v" / "ep.gif", agent, cont, goal, success_step=None)
+    assert iio.imread(path).shape[0] == 6
+    with pytest.raises(ValueError, match="expected"):
+        compose_frames([np.zeros((8, 8, 3), np.uint8)], cont, goal)
+
+
+# --------------------------------------------------------------------------- console script
+
+
+def lewm(*args, check=True):
+    proc = subprocess.run([LEWM, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"lewm {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def test_console_script_end_to_end(tmp_path):
+    data, run, out = tmp_path / "tr.h5", tmp_path / "run", tmp_path / "eval"
+    lewm("collect", "--env", "tworoom", "--policy", "expert", "--episodes", 6, "--image-size", 32,
+         "--seed", 0, "--out", data, "--no-progress")  # fmt: skip
+    lewm("train", "--data", data, "--preset", "tiny", "--set", "model.encoder.image_size=32",
+         "--out", run, "--steps", 3, "--no-progress", "--device", "cpu")  # fmt: skip
+    proc = lewm("eval", "--ckpt", run, "--env", "tworoom", "--data", data, "--episodes", 2,
+                "--samples", 16, "--iters", 2, "--video", 1, "--device", "cpu", "--out", out)  # fmt: skip
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = json.loads((out / "results.json").read_text())
+    assert summary["success_rate"] == res["success_rate"]
+    assert len(res["episodes"]) == 2 and res["solver"]["topk"] == 2  # samples/10, at least 2
+    assert res["solves"] >= 2 and res["plan_seconds_mean"] > 0
+    assert len(list((out / "videos").glob("*.gif"))) == 1
+    # bad input: non-zero exit, a one-line error, no results.json
+    bad = tmp_path / "bad"
+    proc = lewm("eval", "--ckpt", run, "--env", "tworoom", "--data", data, "--goal-offset", 500,
+                "--out", bad, check=False)  # fmt: skip
+    assert proc.returncode == 2 and "error: no valid start states" in proc.stderr
+    assert not (bad / "results.json").exists()
