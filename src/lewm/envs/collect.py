@@ -1,0 +1,329 @@
+"""Collect episodes from any environment of ``lewm.envs.ENVS`` into the reference HDF5 layout.
+
+One code path for every environment: it relies only on the contract written
+at the top of ``docs/environments.md`` (``reset(seed)``, ``render()``,
+``record()``, ``step()``, ``action_space``, and a policy class
+``Policy(env, seed)`` with ``reset()`` and ``__call__(obs, info)``).
+
+Episode ``i`` of a run with seed ``K`` draws its environment and policy seeds
+from ``np.random.SeedSequence(K, spawn_key=(i,))``, so the file is identical
+for any number of workers. Workers return whole episodes to the parent, which
+writes them in episode order through :class:`lewm.data.hdf5.DatasetWriter`
+(temporary file, atomic rename; deleted on error or Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Mapping
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lewm.errors import ConfigError, DatasetError
+
+RESERVED_COLUMNS = frozenset(
+    {"pixels", "action", "reward", "terminated", "truncated", "goal"}
+    | {"ep_idx", "episode_idx", "step_idx", "ep_len", "ep_offset"}
+)
+
+
+def load_object(path: str) -> Any:
+    """Import ``"package.module:Name"``."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def episode_seeds(seed: int, index: int) -> tuple[int, int]:
+    """(environment reset seed, policy seed) of episode ``index`` in a run seeded ``seed``."""
+    env_seed, policy_seed = np.random.SeedSequence(seed, spawn_key=(index,)).generate_state(2)
+    return int(env_seed), int(policy_seed)
+
+
+def make_env(name: str, image_size: int, env_kwargs: Mapping[str, Any] | None = None):
+    """Build the environment class of ``ENVS[name]`` directly (no Gymnasium wrappers)."""
+    from lewm.envs import ENVS
+
+    spec = ENVS[name]
+    return _build_env(spec.entry_point, spec.extra, image_size, env_kwargs)
+
+
+def _build_env(entry_point: str, extra: str | None, image_size: int, env_kwargs=None):
+    try:
+        cls = load_object(entry_point)
+    except ImportError as exc:
+        hint = f" (pip install 'lewm[{extra}]')" if extra else ""
+        raise ConfigError(f"environment {entry_point!r} cannot be imported: {exc}{hint}") from exc
+    return cls(render_mode="rgb_array", image_size=image_size, **dict(env_kwargs or {}))
+
+
+class EpisodeRunner:
+    """Runs single episodes of one (environment, policy) pair; one per worker process.
+
+    Takes import paths rather than registry names, so a worker process needs
+    nothing from the parent's ``ENVS`` table.
+    """
+
+    def __init__(
+        self,
+        entry_point: str,
+        policy_path: str,
+        image_size: int,
+        seed: int,
+        max_steps: int,
+        env_kwargs: Mapping[str, Any] | None = None,
+        policy_kwargs: Mapping[str, Any] | None = None,
+        goal_pixels: bool = False,
+        extra: str | None = None,
+    ):
+        self.env = _build_env(entry_point, extra, image_size, env_kwargs)
+        self.policy_cls = load_object(policy_path)
+        self.policy_kwargs = dict(policy_kwargs or {})
+        self.seed = seed
+        self.max_steps = max_steps
+        self.goal_pixels = goal_pixels
+        self.action_shape = tuple(self.env.action_space.shape)
+
+    def run(self, index: int) -> dict[str, np.ndarray]:
+        """Episode ``index``: columns stacked over its rows (spec §5 alignment)."""
+        env = self.env
+        env_seed, policy_seed = episode_seeds(self.seed, index)
+        obs, info = env.reset(seed=env_seed)
+        policy = self.policy_cls(env, seed=policy_seed, **self.policy_kwargs)
+        policy.reset()
+        frames = [env.render()]
+        rows = [env.record()]
+        actions: list[np.ndarray] = []
+        rewards, terms, truncs = [0.0], [False], [False]
+        for _ in range(self.max_steps):
+            action = np.asarray(policy(obs, info), dtype=np.float32)
+            if action.shape != self.action_shape:
+                raise ValueError(
+                    f"{type(policy).__name__} returned an action of shape {action.shape}, "
+                    f"the action space is {self.action_shape}"
+                )
+            obs, reward, terminated, truncated, info = env.step(action)
+            actions.append(action)
+            frames.append(env.render())
+            rows.append(env.record())
+            rewards.append(float(reward))
+            terms.append(bool(terminated))
+            truncs.append(bool(truncated))
+            if terminated or truncated:
+                break
+        n = len(frames)
+        action = np.full((n, *self.action_shape), np.nan, dtype=np.float32)
+        action[:-1] = np.stack(actions)
+        episode = {
+            "pixels": np.stack(frames),
+            "action": action,
+            "reward": np.asarray(rewards, dtype=np.float32),
+            "terminated": np.asarray(terms, dtype=bool),
+            "truncated": np.asarray(truncs, dtype=bool),
+        }
+        clash = RESERVED_COLUMNS & set(rows[0])
+        if clash:
+            raise DatasetError(
+                f"{type(env).__name__}.record() returns reserved column name(s) {sorted(clash)}"
+            )
+        for key in rows[0]:
+            episode[key] = np.stack([np.asarray(r[key]) for r in rows])
+        if self.goal_pixels:
+            episode["goal"] = np.repeat(env.render_goal()[None], n, axis=0)
+        return episode
+
+
+# -- worker processes -----------------------------------------------------------
+
+_RUNNER: EpisodeRunner | None = None
+
+
+def _init_worker(kwargs: dict) -> None:
+    global _RUNNER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _RUNNER = EpisodeRunner(**kwargs)
+
+
+def _run_in_worker(index: int) -> dict[str, np.ndarray]:
+    assert _RUNNER is not None
+    return _RUNNER.run(index)
+
+
+def _context() -> mp.context.BaseContext:
+    # forkserver/spawn never fork a parent that may hold torch threads or an open file.
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    return mp.get_context(method)
+
+
+# -- public API -------------------------------------------------------------------
+
+
+def collect(
+    env: str,
+    policy: str,
+    episodes: int,
+    image_size: int,
+    seed: int,
+    out: str | os.PathLike,
+    workers: int = 1,
+    *,
+    max_steps: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    policy_kwargs: Mapping[str, Any] | None = None,
+    compression: str = "gzip",
+    goal_pixels: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Collect ``episodes`` episodes of ``env`` driven by ``policy`` into ``out``.
+
+    Args:
+        env: a key of ``lewm.envs.ENVS`` (``tworoom``, ``pusht``, ``reacher``, ``cube``).
+        policy: a key of that environment's policies (``expert``, ``random``).
+        episodes: number of episodes (> 0).
+        image_size: side of the square frames (> 0).
+        seed: run seed; episode seeds derive from (seed, episode index).
+        out: destination ``.h5``; its directory must exist.
+        workers: worker processes (1 = in this process). Output does not depend on it.
+        max_steps: episode step limit (default: the environment's ``max_episode_steps``).
+        env_kwargs / policy_kwargs: extra constructor keywords.
+        compression: ``gzip`` (default), ``blosc`` or ``none`` for image columns.
+        goal_pixels: add a ``goal`` image column (``env.render_goal()`` at reset).
+        overwrite: replace an existing ``out``.
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        The path of the finished file.
+
+    Raises:
+        ConfigError: unknown environment/policy, or a non-positive count or size.
+        DatasetError: missing output directory, or ``out`` exists without ``overwrite``.
+    """
+    from lewm.data.hdf5 import DatasetWriter
+    from lewm.envs import ENVS
+
+    if env not in ENVS:
+        raise ConfigError(f"unknown environment {env!r}; choose one of {sorted(ENVS)}")
+    spec = ENVS[env]
+    if policy not in spec.policies:
+        raise ConfigError(
+            f"unknown policy {policy!r} for environment {env!r}; choose one of {sorted(spec.policies)}"
+        )
+    for name, value in (("episodes", episodes), ("image_size", image_size), ("workers", workers)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    max_steps = spec.max_episode_steps if max_steps is None else max_steps
+    if (
+        isinstance(max_steps, bool)
+        or not isinstance(max_steps, (int, np.integer))
+        or max_steps <= 0
+    ):
+        raise ConfigError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise DatasetError(f"{out}: directory {out.parent} does not exist")
+    if out.exists() and not overwrite:
+        raise DatasetError(f"{out}: file exists; pass overwrite=True (--overwrite) to replace it")
+
+    runner_kwargs = dict(
+        entry_point=spec.entry_point,
+        policy_path=spec.policies[policy],
+        extra=spec.extra,
+        image_size=int(image_size),
+        seed=int(seed),
+        max_steps=int(max_steps),
+        env_kwargs=dict(env_kwargs or {}),
+        policy_kwargs=dict(policy_kwargs or {}),
+        goal_pixels=bool(goal_pixels),
+    )
+    meta = {
+        "collector": "lewm.envs.collect",
+        "env": env,
+        "gym_id": spec.gym_id,
+        "policy": policy,
+        "episodes": int(episodes),
+        "image_size": int(image_size),
+        "seed": int(seed),
+        "max_steps": int(max_steps),
+        "env_kwargs": runner_kwargs["env_kwargs"],
+        "policy_kwargs": runner_kwargs["policy_kwargs"],
+        "episode_seeds": "np.random.SeedSequence(seed, spawn_key=(episode,)).generate_state(2)",
+    }
+    source = _episodes(runner_kwargs, int(episodes), int(workers), progress, env)
+    with closing(source), DatasetWriter(out, compression=compression, meta=meta) as writer:
+        for episode in source:
+            writer.add_episode(episode)
+    return out
+
+
+def _episodes(runner_kwargs: dict, episodes: int, workers: int, progress: bool, label: str):
+    """Yield episodes 0..episodes-1 in order, from this process or a worker pool."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=episodes, unit="ep", desc=f"collect {label}", disable=not progress, file=sys.stderr
+    )
+    try:
+        if workers == 1:
+            runner = EpisodeRunner(**runner_kwargs)
+            for i in range(episodes):
+                ep = runner.run(i)
+                bar.update(1)
+                bar.set_postfix(rows=len(ep["pixels"]), refresh=False)
+                yield ep
+        else:
+            for ep in _pool_episodes(runner_kwargs, episodes, workers, label):
+                bar.update(1)
+                bar.set_postfix(rows=len(ep["pixels"]), refresh=False)
+                yield ep
+    finally:
+        bar.close()
+
+
+def _pool_episodes(runner_kwargs: dict, episodes: int, workers: int, label: str):
+    # A process pool that reports a worker killed by a crash (BrokenProcessPool)
+    # instead of waiting forever for its result, as multiprocessing.Pool would.
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    executor = ProcessPoolExecutor(
+        workers, mp_context=_context(), initializer=_init_worker, initargs=(runner_kwargs,)
+    )
+    pending: deque = deque()
+    finished = False
+    try:
+        next_index = 0
+        # Keep a bounded number of episodes in flight so memory stays flat when
+        # writing (compression) is slower than collecting.
+        while pending or next_index < episodes:
+            while next_index < episodes and len(pending) < 2 * workers:
+                pending.append((next_index, executor.submit(_run_in_worker, next_index)))
+                next_index += 1
+            index, future = pending.popleft()
+            try:
+                ep = future.result()
+            except BrokenProcessPool as exc:
+                raise RuntimeError(
+                    f"a {label} collection worker died during episode {index} "
+                    "(a crash in the simulator or renderer?)"
+                ) from exc
+            yield ep
+        finished = True
+    finally:
+        if finished:
+            executor.shutdown(wait=True)
+        else:  # error or Ctrl-C: stop now rather than finish the episodes in flight
+            for _, future in pending:
+                future.cancel()
+            for proc in list((getattr(executor, "_processes", None) or {}).values()):
+                proc.terminate()
+            executor.shutdown(wait=False, cancel_futures=True)
