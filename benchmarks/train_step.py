@@ -18,8 +18,15 @@ import sys
 CANDIDATES = {
     # name: overrides on top of the small preset
     "small": [],
-    "small-enc4": ["model.encoder.depth=4"],
-    "small-enc12": ["model.encoder.depth=12"],
+    "small-patch8": ["model.encoder.patch_size=8"],
+    "small-patch8-enc4-w128": [
+        "model.encoder.patch_size=8",
+        "model.encoder.depth=4",
+        "model.encoder.hidden_dim=128",
+        "model.encoder.heads=4",
+        "model.encoder.mlp_dim=512",
+    ],
+    "small-batch64": ["train.batch_size=64"],
     "small-pred6": [
         "model.predictor.depth=6",
         "model.predictor.heads=16",

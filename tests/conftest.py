@@ -3,7 +3,6 @@ import os
 import pytest
 import torch
 
-os.environ.setdefault("MUJOCO_GL", os.environ.get("MUJOCO_GL", "egl"))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

@@ -93,6 +93,8 @@ def bench_plan(
         frame = torch.randn(1, 1, 3, size, size, generator=g)
         goal = torch.randn(1, 1, 3, size, size, generator=g)
         kw = {"samples": samples, "iterations": iterations} if solver != "gradient" else {}
+        if solver in ("cem", "icem", "mppi") and samples < 300:
+            kw["topk"] = max(2, samples // 10)  # the reference keeps 30 of 300
         planner = make_solver(solver, **kw)
 
         def solve(m) -> tuple[float, torch.Tensor]:
@@ -143,6 +145,12 @@ def bench_plan(
             "predictor_calls_per_solve": iterations * horizon if solver != "gradient" else None,
             "encode_context_and_goal_seconds": encode_seconds,
         }
+        with torch.no_grad():  # the same candidates through both rollouts
+            ctx = torch.randn(samples, 1, model.embed_dim, generator=g)
+            cand = torch.randn(samples, horizon, fa, generator=g)
+            out["max_abs_rollout_difference_vs_reference"] = (
+                (model.rollout(ctx, cand) - reference_rollout(model, ctx, cand)).abs().max().item()
+            )
         if baseline:
             ref = _ReferenceModel(model)
             ref_times = []

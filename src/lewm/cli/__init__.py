@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "lewm.cli.data",
     "lewm.cli.eval",
     "lewm.cli.bench",
+    "lewm.cli.demo",
 )
 
 
