@@ -7,6 +7,14 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/pip install --quiet --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
 .venv/bin/pip install --quiet -e ".[mujoco,tensorboard,dev]"
+# Headless MuJoCo rendering needs Mesa's EGL (or OSMesa). Install it when missing and we can.
+if ! ldconfig -p 2>/dev/null | grep -q "libEGL_mesa.so\|libOSMesa.so"; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0 >/dev/null || \
+      echo "warning: could not install Mesa EGL; Reacher/Cube rendering will report what is missing" >&2
+  else
+    echo "note: Mesa EGL/OSMesa not found; install libegl1 libegl-mesa0 (or libosmesa6) for Reacher/Cube" >&2
+  fi
+fi

@@ -237,7 +237,7 @@ def preset(name: str, profile: str = "clean") -> Config:
     elif name == "small":
         # The CPU preset: ViT 192-wide, 6 layers, patch 16 on 64x64 frames (17 tokens), a 3-block
         # predictor. Measured with benchmarks/train_step.py --candidates (docs/training.md): 0.31 s
-        # per step at batch 32 on 2 cores, against 1.08 s for patch 8, so 1,500 steps take ~8 min.
+        # per step at batch 32 on 2 cores, against 1.08 s for patch 8, so 2,000 steps take ~11 min.
         cfg.model = ModelConfig(
             embed_dim=192,
             projector_hidden=1024,
@@ -249,7 +249,7 @@ def preset(name: str, profile: str = "clean") -> Config:
         cfg.optim.lr = 5e-4
         cfg.train = TrainConfig(
             batch_size=32,
-            steps=1500,
+            steps=2000,
             schedule_steps=0,
             schedule_epochs=0,
             log_every=25,

@@ -162,7 +162,7 @@ def print_table(results: dict) -> None:
     d = results["demo"]
     rows = [
         (
-            "success rate (held-out, 50 pairs/seed)",
+            f"success rate (held-out, {d['config']['pairs']} pairs x {len(d['config']['seeds'])} seeds)",
             f"{results['success_rate']:.1f} ± {results['success_rate_std']:.1f} %",
         ),
         ("  excluding starts already solved", _pct(results["success_rate_excluding_solved"])),

@@ -25,6 +25,7 @@ class EnvSpec:
     policies: dict[str, str] = field(default_factory=dict)  # policy name -> "module:Class"
     max_episode_steps: int = 100  # collection episode length limit (raw steps)
     extra: str | None = None  # pip extra the environment needs, if any
+    collect_kwargs: dict = field(default_factory=dict)  # constructor keywords used for data collection
 
 
 ENVS: dict[str, EnvSpec] = {
@@ -55,6 +56,7 @@ ENVS: dict[str, EnvSpec] = {
         policies={"random": "lewm.envs.policies:RandomPolicy"},
         max_episode_steps=200,
         extra="mujoco",
+        collect_kwargs={"terminate_at_goal": False},  # the released data never terminates
     ),
     "cube": EnvSpec(
         name="cube",

@@ -241,7 +241,7 @@ def collect(
         image_size=int(image_size),
         seed=int(seed),
         max_steps=int(max_steps),
-        env_kwargs=dict(env_kwargs or {}),
+        env_kwargs={**spec.collect_kwargs, **dict(env_kwargs or {})},
         policy_kwargs=dict(policy_kwargs or {}),
         goal_pixels=bool(goal_pixels),
     )
