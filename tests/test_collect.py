@@ -298,3 +298,15 @@ def test_lewm_train_runs_on_collected_files(tmp_path, env):
               "--steps", "20", "--device", "cpu", "--no-progress", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "run").is_dir()
+
+
+def test_worker_pool_reports_env_construction_errors_as_themselves(tmp_path):
+    """A bad environment keyword fails in the parent before the pool starts, not as a 'crashed worker'."""
+    import pytest as _pytest
+
+    from lewm.envs.collect import collect as _collect
+
+    out = tmp_path / "bad.h5"
+    with _pytest.raises(TypeError, match="bogus"):
+        _collect("tworoom", "random", 2, 32, 0, out, workers=2, env_kwargs={"bogus": 1}, progress=False)
+    assert not out.exists() and not list(tmp_path.iterdir())

@@ -281,6 +281,17 @@ def _episodes(runner_kwargs: dict, episodes: int, workers: int, progress: bool, 
                 bar.set_postfix(rows=len(ep["pixels"]), refresh=False)
                 yield ep
         else:
+            # Build one environment here first: a construction error (missing extra, no rendering
+            # backend, bad keyword) is then reported as itself, not as a crashed worker, and the
+            # MuJoCo backend is chosen once for every worker.
+            probe = _build_env(
+                runner_kwargs["entry_point"],
+                runner_kwargs["extra"],
+                runner_kwargs["image_size"],
+                runner_kwargs["env_kwargs"],
+            )
+            if hasattr(probe, "close"):
+                probe.close()
             for ep in _pool_episodes(runner_kwargs, episodes, workers, label):
                 bar.update(1)
                 bar.set_postfix(rows=len(ep["pixels"]), refresh=False)
