@@ -308,5 +308,7 @@ def test_worker_pool_reports_env_construction_errors_as_themselves(tmp_path):
 
     out = tmp_path / "bad.h5"
     with _pytest.raises(TypeError, match="bogus"):
-        _collect("tworoom", "random", 2, 32, 0, out, workers=2, env_kwargs={"bogus": 1}, progress=False)
+        _collect(
+            "tworoom", "random", 2, 32, 0, out, workers=2, env_kwargs={"bogus": 1}, progress=False
+        )
     assert not out.exists() and not list(tmp_path.iterdir())
