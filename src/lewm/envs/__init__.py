@@ -25,7 +25,9 @@ class EnvSpec:
     policies: dict[str, str] = field(default_factory=dict)  # policy name -> "module:Class"
     max_episode_steps: int = 100  # collection episode length limit (raw steps)
     extra: str | None = None  # pip extra the environment needs, if any
-    collect_kwargs: dict = field(default_factory=dict)  # constructor keywords used for data collection
+    collect_kwargs: dict = field(
+        default_factory=dict
+    )  # constructor keywords used for data collection
 
 
 ENVS: dict[str, EnvSpec] = {

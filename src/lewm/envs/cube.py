@@ -360,6 +360,10 @@ class CubeEnv(gym.Env):
             )
         self.set_target_pos(0, row["privileged_block_0_pos"], row.get("privileged_block_0_quat"))
 
+    def is_success(self) -> bool:
+        """Whether the success test holds in the current state (no step taken)."""
+        return bool(self._is_success())
+
     def goal_distance(self) -> float:
         """Distance (m) from the cube centre to its target."""
         return float(

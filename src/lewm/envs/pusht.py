@@ -378,6 +378,10 @@ class PushTEnv(gym.Env):
             raise KeyError(f"PushTEnv.load_goal: row has no 'state' column; got {sorted(row)}")
         self.set_goal_state(row["state"])
 
+    def is_success(self) -> bool:
+        """Whether the success test holds in the current state (no step taken)."""
+        return bool(self._info(self._state())["success"])
+
     def goal_distance(self) -> float:
         """4-D position error ||(agent, block) - goal||, px (success below 20 with the angle test)."""
         return float(np.linalg.norm(self.goal_state[:4] - self._state()[:4]))

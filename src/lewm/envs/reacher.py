@@ -370,6 +370,10 @@ class ReacherEnv(gym.Env):
                     f"Reacher load_goal needs 'finger_pos' or 'qpos'; the row has {sorted(row)}"
                 )
 
+    def is_success(self) -> bool:
+        """Whether the success test holds in the current state (no step taken)."""
+        return bool(self._is_success())
+
     def goal_distance(self) -> float:
         """Max-abs joint error to the goal (rad) for ``qpos_match``; finger-target distance (m) otherwise."""
         if self.task == "qpos_match":

@@ -240,6 +240,10 @@ class TwoRoomEnv(gym.Env):
         """Target := the agent position of ``row`` (the goal frame's state)."""
         self.set_goal_state(_row_xy(row, ("proprio", "pos_agent", "state")))
 
+    def is_success(self) -> bool:
+        """Whether the success test holds in the current state (no step taken)."""
+        return bool(self._info()["success"])
+
     def goal_distance(self) -> float:
         """Euclidean agent-target distance, px (success below 16)."""
         return float(np.hypot(*(self.agent_pos - self.target_pos).astype(np.float64)))

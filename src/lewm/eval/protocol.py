@@ -261,27 +261,13 @@ def make_eval_env(
 
 
 def success_now(env: Any) -> bool:
-    """Whether the environment's success test holds in its current state (no step taken).
-
-    The environment contract exposes success only through step infos; this looks for
-    ``is_success()``, then the environments' own ``_is_success()`` / ``_info()``.
-    """
-    for name in ("is_success", "_is_success"):
-        fn = getattr(env, name, None)
-        if callable(fn):
-            return bool(fn())
-    info_fn = getattr(env, "_info", None)
-    if callable(info_fn):
-        params = inspect.signature(info_fn).parameters
-        if not params:
-            return bool(info_fn()["success"])
-        state_fn = getattr(env, "_state", None)
-        if len(params) == 1 and callable(state_fn):
-            return bool(info_fn(state_fn())["success"])
-    raise EvaluationError(
-        f"{type(env).__name__} offers no way to test success without stepping; add "
-        "is_success() -> bool to the environment"
-    )
+    """Whether the environment's success test holds in its current state (no step taken)."""
+    fn = getattr(env, "is_success", None)
+    if not callable(fn):
+        raise EvaluationError(
+            f"{type(env).__name__} has no is_success(); the environment contract requires it"
+        )
+    return bool(fn())
 
 
 def _restore(
