@@ -147,8 +147,6 @@ def train(
             f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out"
         )
     cfg.validate()
-    if cfg.model.predictor.num_frames < 1 or cfg.train.batch_size < 2:
-        raise ConfigError("train.batch_size must be >= 2")
 
     info = inspect_dataset(data)
     size = cfg.model.encoder.image_size

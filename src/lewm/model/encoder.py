@@ -8,8 +8,6 @@ without renaming; the 5.x names are mapped in :mod:`lewm.checkpoint`.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -169,7 +167,3 @@ class ViTEncoder(nn.Module):
         x = self.embeddings(pixels)  # (N, P+1, C)
         x = self.layernorm(self.encoder(x))
         return x[:, 0]  # (N, C)
-
-
-def num_patches(cfg: EncoderConfig) -> int:
-    return int(math.pow(cfg.image_size // cfg.patch_size, 2))
