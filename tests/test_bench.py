@@ -83,3 +83,21 @@ def test_bench_plan_cli():
         check=True,
     )
     assert json.loads(proc.stdout)["preset"] == "tiny"
+
+
+def test_bench_solver_uses_the_one_topk_rule():
+    from lewm.bench import bench_solver
+    from lewm.planning import default_topk
+
+    for name in ("cem", "icem", "mppi"):
+        for samples in (64, 300, 1000):
+            planner = bench_solver(name, samples, 4)
+            assert (planner.samples, planner.iterations) == (samples, 4)
+            assert planner.topk == max(default_topk(samples), getattr(planner, "keep_elites", 0))
+    assert bench_solver("gradient", 16, 4).settings() == make_solver("gradient").settings()
+
+
+def test_bench_plan_times_the_chosen_solver():
+    out = bench_plan("tiny", "icem", samples=16, iterations=2, repeats=1, threads=1)
+    assert out["solver"]["solver"] == "icem" and out["solver"]["topk"] == 5  # keep_elites
+    assert len(out["solve_seconds_all"]) == 1

@@ -20,7 +20,7 @@ import torch
 
 from lewm.config import preset
 from lewm.model.world_model import LeWM
-from lewm.planning import GoalCost, make_generator, make_solver
+from lewm.planning import GoalCost, Solver, default_topk, make_generator, make_solver
 
 
 def random_model(preset_name: str = "paper", action_dim: int = 2, seed: int = 0) -> LeWM:
@@ -73,6 +73,41 @@ def _threads(n: int | None):
         torch.set_num_threads(old)
 
 
+def bench_solver(solver: str, samples: int, iterations: int) -> Solver:
+    """The solver a benchmark times: ``samples`` x ``iterations``, top-k by :func:`default_topk`.
+
+    The gradient solver keeps its own defaults (100 samples, 30 steps).
+    """
+    if solver == "gradient":
+        return make_solver(solver)
+    kw: dict = {"samples": samples, "iterations": iterations}
+    if solver == "mppi":
+        kw["topk"] = default_topk(samples)  # CEM and iCEM apply the rule themselves
+    return make_solver(solver, **kw)
+
+
+def _predictor_call_seconds(model: LeWM, samples: int, fa: int, g: torch.Generator) -> list[float]:
+    """Ten timings of one predictor call as a solve makes it: S candidates, a full window."""
+    z = torch.randn(samples, model.history_size, model.embed_dim, generator=g)  # (S, W, D)
+    times = []
+    with torch.no_grad():
+        c = model.encode_actions(torch.randn(samples, model.history_size, fa, generator=g))
+        mods = model.predictor.modulations(c)
+        for _ in range(10):
+            t0 = time.perf_counter()
+            model.pred_proj(model.predictor.forward_cached(z, mods)[0][:, -1])
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def _rollout_difference(model: LeWM, samples: int, horizon: int, fa: int, g) -> float:
+    """Max |fast - reference| over the same random context and candidates."""
+    with torch.no_grad():
+        ctx = torch.randn(samples, 1, model.embed_dim, generator=g)  # (S, 1, D)
+        cand = torch.randn(samples, horizon, fa, generator=g)  # (S, Hp, fA)
+        return (model.rollout(ctx, cand) - reference_rollout(model, ctx, cand)).abs().max().item()
+
+
 def bench_plan(
     preset_name: str = "paper",
     solver: str = "cem",
@@ -92,10 +127,7 @@ def bench_plan(
         g = torch.Generator().manual_seed(seed)
         frame = torch.randn(1, 1, 3, size, size, generator=g)
         goal = torch.randn(1, 1, 3, size, size, generator=g)
-        kw = {"samples": samples, "iterations": iterations} if solver != "gradient" else {}
-        if solver in ("cem", "icem", "mppi") and samples < 300:
-            kw["topk"] = max(2, samples // 10)  # the reference keeps 30 of 300
-        planner = make_solver(solver, **kw)
+        planner = bench_solver(solver, samples, iterations)
 
         def solve(m) -> tuple[float, torch.Tensor]:
             cost = GoalCost(m)
@@ -110,23 +142,10 @@ def bench_plan(
             )
             return time.perf_counter() - t0, res.plan
 
-        # one predictor call as a solve makes it: S candidates, a full window of 3 tokens
-        z = torch.randn(samples, model.history_size, model.embed_dim, generator=g)
-        call_times = []
-        with torch.no_grad():
-            c = model.encode_actions(torch.randn(samples, model.history_size, fa, generator=g))
-            mods = model.predictor.modulations(c)
-            for _ in range(10):
-                t0 = time.perf_counter()
-                model.pred_proj(model.predictor.forward_cached(z, mods)[0][:, -1])
-                call_times.append(time.perf_counter() - t0)
-
+        call_times = _predictor_call_seconds(model, samples, fa, g)
         solve(model)  # warm-up
-        times, plans = [], []
-        for _ in range(repeats):
-            dt, plan = solve(model)
-            times.append(dt)
-            plans.append(plan)
+        runs = [solve(model) for _ in range(repeats)]  # (seconds, plan) each
+        times = [dt for dt, _ in runs]
         t_enc = time.perf_counter()
         with torch.no_grad():
             GoalCost(model).prepare(frame, goal)
@@ -144,24 +163,19 @@ def bench_plan(
             "predictor_call_seconds_median": statistics.median(call_times),
             "predictor_calls_per_solve": iterations * horizon if solver != "gradient" else None,
             "encode_context_and_goal_seconds": encode_seconds,
+            "max_abs_rollout_difference_vs_reference": _rollout_difference(
+                model, samples, horizon, fa, g
+            ),
         }
-        with torch.no_grad():  # the same candidates through both rollouts
-            ctx = torch.randn(samples, 1, model.embed_dim, generator=g)
-            cand = torch.randn(samples, horizon, fa, generator=g)
-            out["max_abs_rollout_difference_vs_reference"] = (
-                (model.rollout(ctx, cand) - reference_rollout(model, ctx, cand)).abs().max().item()
-            )
         if baseline:
             ref = _ReferenceModel(model)
-            ref_times = []
-            for _ in range(max(1, repeats - 1)):
-                dt, ref_plan = solve(ref)
-                ref_times.append(dt)
+            ref_runs = [solve(ref) for _ in range(max(1, repeats - 1))]
+            ref_times = [dt for dt, _ in ref_runs]
             out["reference_rollout_solve_seconds_median"] = statistics.median(ref_times)
             out["speedup_vs_reference_rollout"] = (
                 out["reference_rollout_solve_seconds_median"] / out["solve_seconds_median"]
             )
             out["max_abs_plan_difference_vs_reference_rollout"] = (
-                (ref_plan - plans[-1]).abs().max().item()
+                (ref_runs[-1][1] - runs[-1][1]).abs().max().item()
             )
         return out

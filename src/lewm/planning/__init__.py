@@ -17,6 +17,7 @@ from lewm.planning.solvers import (
     SOLVERS,
     Solver,
     SolveResult,
+    default_topk,
     make_generator,
     make_solver,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "SolveResult",
     "Solver",
     "check_planning_model",
+    "default_topk",
     "make_generator",
     "make_solver",
 ]

@@ -36,7 +36,8 @@ from lewm.planning.interface import (
     model_device,
 )
 from lewm.planning.objective import GoalCost
-from lewm.planning.solvers.base import Solver, make_generator
+from lewm.planning.solvers.base import Solver
+from lewm.planning.solvers.rng import make_generator
 
 Preprocess = Callable[[np.ndarray], Any]  # uint8 (..., h, w, 3) -> float (..., 3, h, w)
 PROFILES = ("clean", "reference")

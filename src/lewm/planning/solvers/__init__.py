@@ -1,5 +1,9 @@
 """Solvers in normalised action space, behind one interface (see :mod:`.base`).
 
+:class:`SampleSolver` owns the sample -> evaluate -> select loop; ``cem``, ``icem``
+and ``mppi`` give its update rule; ``gradient`` runs its own loop. When ``topk``
+is not given, CEM and iCEM keep :func:`default_topk` elites (30 of 300).
+
 ``SOLVERS`` maps a name to a solver class; ``make_solver(name, **settings)``
 builds one with the reference defaults for every setting it is not given.
 """
@@ -10,17 +14,13 @@ from dataclasses import fields
 from typing import Any
 
 from lewm.errors import ConfigError
-from lewm.planning.solvers.base import (
-    CostFn,
-    Solver,
-    SolveResult,
-    derive_seed,
-    make_generator,
-)
+from lewm.planning.solvers.base import CostFn, Problem, SampleSolver, Solver, SolveResult
 from lewm.planning.solvers.cem import CEM
 from lewm.planning.solvers.gradient import GradientSolver
 from lewm.planning.solvers.icem import ICEM
 from lewm.planning.solvers.mppi import MPPI
+from lewm.planning.solvers.rng import derive_seed, make_generator
+from lewm.planning.solvers.topk import default_topk
 
 SOLVERS: dict[str, type[Solver]] = {cls.name: cls for cls in (CEM, ICEM, MPPI, GradientSolver)}
 
@@ -47,8 +47,11 @@ __all__ = [
     "SOLVERS",
     "CostFn",
     "GradientSolver",
+    "Problem",
+    "SampleSolver",
     "SolveResult",
     "Solver",
+    "default_topk",
     "derive_seed",
     "make_generator",
     "make_solver",

@@ -1,4 +1,4 @@
-"""The solver interface, per-environment random generators, and shared helpers.
+"""The solver interface, the checked problem of one solve, and the sampling loop.
 
 A solver minimises a cost over plans of shape (n_envs, Hp, fA) in normalised
 action space. It knows nothing of world models: it only calls
@@ -8,36 +8,36 @@ action space. It knows nothing of world models: it only calls
 once per iteration with every candidate of every environment, so the cost can
 run one flattened model call per iteration.
 
-Randomness (spec §6.4). Every environment row ``i`` draws its noise from its own
-CPU ``torch.Generator`` ``generators[i]``, row by row, then the noise is moved to
-the solve device. Hence
-
-- a row's plan does not depend on which other rows were solved with it
-  (batched == one at a time, to float tolerance), and
-- plans do not depend on the device the cost runs on.
-
-The ``clean`` profile gives each (episode, solve) its own generator
-(:func:`make_generator`); the ``reference`` profile solves one environment at a
-time with a single generator seeded 42 whose stream continues across
-environments and solves (the MPC policy arranges both).
+Layout. :meth:`Solver.solve` checks the arguments once and builds a
+:class:`Problem` (start plan, one CPU generator per environment, bounds,
+device), then calls the solver's :meth:`Solver.search`. :class:`SampleSolver`
+implements ``search`` as the sample -> evaluate -> select loop shared by CEM,
+iCEM and MPPI; each of them only states its update rule (and iCEM its noise and
+kept elites). The gradient solver overrides ``search`` with its own loop.
+Where the noise comes from is :mod:`.rng`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from lewm.errors import ConfigError
 from lewm.planning.interface import PlanningError
+from lewm.planning.solvers.rng import (  # noqa: F401 - derive_seed: the old import path
+    Generators,
+    as_generator_list,
+    derive_seed,
+    make_generator,
+    sample_normal,
+)
 
 CostFn = Callable[[Tensor], Tensor]  # (n, S, Hp, fA) -> (n, S)
-Generators = torch.Generator | Sequence[torch.Generator] | None
 Bounds = tuple[Tensor, Tensor] | None
 
 
@@ -56,49 +56,66 @@ class SolveResult:
     stats: dict[str, Tensor] = field(default_factory=dict)
 
 
-def derive_seed(seed: int, episode: int, solve: int) -> int:
-    """A well-mixed 63-bit seed for one (seed, episode index, solve index) triple."""
-    if min(seed, episode, solve) < 0:
-        raise ConfigError(
-            f"seed, episode and solve indices must be >= 0, got {(seed, episode, solve)}"
-        )
-    words = np.random.SeedSequence([seed, episode, solve]).generate_state(2, dtype=np.uint32)
-    return ((int(words[0]) << 32) | int(words[1])) & ((1 << 63) - 1)
+@dataclass(frozen=True)
+class Problem:
+    """One solve, checked: where it starts, its noise, its bounds and its device.
 
+    Attributes:
+        start: (n, Hp, fA) the initial plan: the warm start padded with zeros (the
+            normalised mean action).
+        generators: one CPU generator per environment.
+        bounds: (lo, hi) on ``device``, each broadcastable to (Hp, fA), or None.
+        device: where candidates are built and the cost is called.
+    """
 
-def make_generator(seed: int, episode: int = 0, solve: int = 0) -> torch.Generator:
-    """The CPU generator of one (episode, solve) pair (``clean`` profile)."""
-    return torch.Generator().manual_seed(derive_seed(seed, episode, solve))
+    start: Tensor
+    generators: list[torch.Generator]
+    bounds: Bounds
+    device: torch.device
 
-
-def _as_generator_list(generators: Generators, n_envs: int) -> list[torch.Generator]:
-    if generators is None:
-        # A fixed default so an unseeded call is still reproducible.
-        return [make_generator(0, i, 0) for i in range(n_envs)]
-    if isinstance(generators, torch.Generator):
-        if n_envs != 1:
+    @classmethod
+    def build(
+        cls,
+        n_envs: int,
+        horizon: int,
+        action_width: int,
+        init: Tensor | None,
+        generators: Generators,
+        bounds: Bounds,
+        device: torch.device | str | None,
+    ) -> Problem:
+        """Check the arguments of :meth:`Solver.solve` and build the problem."""
+        if n_envs < 1 or horizon < 1 or action_width < 1:
             raise ValueError(
-                "a single torch.Generator can only drive a solve of n_envs=1 (the reference "
-                f"ordering solves environments one at a time); got n_envs={n_envs}: pass "
-                "one generator per environment"
+                f"n_envs, horizon and action_width must be >= 1, got {(n_envs, horizon, action_width)}"
             )
-        generators = [generators]
-    gens = list(generators)
-    if len(gens) != n_envs:
-        raise ValueError(f"expected {n_envs} generators (one per environment), got {len(gens)}")
-    for g in gens:
-        if g.device.type != "cpu":
-            raise ValueError(
-                f"solver generators must live on the CPU so plans do not depend on the "
-                f"device, got a generator on {g.device}"
-            )
-    return gens
+        if device is None:
+            device = init.device if init is not None else torch.device("cpu")
+        device = torch.device(device)
+        start = torch.zeros(n_envs, horizon, action_width, dtype=torch.float32, device=device)
+        if init is not None:
+            if init.ndim != 3 or init.shape[0] != n_envs or init.shape[2] != action_width:
+                raise ValueError(
+                    f"init must have shape (n_envs={n_envs}, Hp0<={horizon}, fA={action_width}), "
+                    f"got {tuple(init.shape)}"
+                )
+            if init.shape[1] > horizon:
+                raise ValueError(
+                    f"init has {init.shape[1]} blocks, more than the horizon {horizon}"
+                )
+            start[:, : init.shape[1]] = init.detach().to(device=device, dtype=torch.float32)
+        if bounds is not None:
+            lo, hi = (torch.as_tensor(b, dtype=torch.float32, device=device) for b in bounds)
+            bounds = (lo, hi)
+        return cls(start, as_generator_list(generators, n_envs), bounds, device)
 
+    def normal(self, shape: tuple[int, ...]) -> Tensor:
+        """Standard normal noise (n, *shape), row i from generator i, on the device."""
+        return sample_normal(self.generators, shape, self.device)
 
-def sample_normal(gens: Sequence[torch.Generator], shape: tuple[int, ...], device: Any) -> Tensor:
-    """Standard normal noise (n, *shape): row i from ``gens[i]`` on the CPU, then moved."""
-    rows = [torch.randn(shape, generator=g, dtype=torch.float32) for g in gens]
-    return torch.stack(rows).to(device)
+    def clamp(self, x: Tensor) -> Tensor:
+        """``x`` clamped to the bounds (unchanged without bounds)."""
+        return x if self.bounds is None else torch.clamp(x, self.bounds[0], self.bounds[1])
 
 
 def evaluate(cost_fn: CostFn, candidates: Tensor) -> Tensor:
@@ -126,7 +143,7 @@ def take_rows(x: Tensor, idx: Tensor) -> Tensor:
 
 
 @dataclass
-class Solver(ABC):
+class Solver:
     """Minimises ``cost_fn`` over plans (n, Hp, fA); subclasses are dataclasses of settings.
 
     Class attributes:
@@ -142,7 +159,11 @@ class Solver(ABC):
     reference_clamps_raw_bounds: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
+        self.derive()
         self.validate()
+
+    def derive(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Fill settings left to a rule (e.g. CEM's default top-k) before validation."""
 
     def validate(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Raise :class:`ConfigError` on invalid settings (override in subclasses)."""
@@ -151,7 +172,6 @@ class Solver(ABC):
         """The solver's configuration as a JSON-friendly dict (for results files)."""
         return {"solver": self.name, **{f.name: getattr(self, f.name) for f in fields(self)}}
 
-    @abstractmethod
     def solve(
         self,
         cost_fn: CostFn,
@@ -181,45 +201,103 @@ class Solver(ABC):
         Returns:
             :class:`SolveResult` with plan (n, Hp, fA) and cost (n,).
         """
+        problem = Problem.build(n_envs, horizon, action_width, init, generators, bounds, device)
+        return self.search(cost_fn, problem)
 
-    # -- helpers shared by the solvers -------------------------------------------------
+    def search(self, cost_fn: CostFn, problem: Problem) -> SolveResult:
+        """Minimise ``cost_fn`` over plans of ``problem.start``'s shape (n, Hp, fA).
 
-    @staticmethod
-    def _setup(
-        n_envs: int,
-        horizon: int,
-        action_width: int,
-        init: Tensor | None,
-        generators: Generators,
-        bounds: Bounds,
-        device: torch.device | str | None,
-    ) -> tuple[Tensor, list[torch.Generator], Bounds, torch.device]:
-        """Initial mean (n, Hp, fA), generator list, bounds on the device, device."""
-        if n_envs < 1 or horizon < 1 or action_width < 1:
-            raise ValueError(
-                f"n_envs, horizon and action_width must be >= 1, got {(n_envs, horizon, action_width)}"
+        Not abstract so that a solver written before :class:`Problem` existed, which
+        overrides :meth:`solve` itself, still works.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement search(cost_fn, problem) (or override solve)"
+        )
+
+
+@dataclass
+class SampleState:
+    """What a sampling solver carries from one iteration to the next.
+
+    Attributes:
+        mean: (n, Hp, fA) the sampling mean; the plan once the loop ends.
+        std: (n, Hp, fA) the sampling standard deviation.
+        elites: (n, k, Hp, fA) the last iteration's elites, best first (None before).
+    """
+
+    mean: Tensor
+    std: Tensor
+    elites: Tensor | None = None
+
+
+@dataclass
+class SampleSolver(Solver, ABC):
+    """Sample -> evaluate -> select, ``iterations`` times; subclasses give :meth:`update`.
+
+    Per iteration and environment: ``samples`` candidates from :meth:`sample`
+    (default: mean + std * :meth:`noise`, candidate 0 = the mean), clamped to the
+    bounds, scored by the cost; the ``topk`` lowest costs are the elites
+    (``topk`` None = every candidate) and :meth:`update` makes the next state.
+    The plan is the final mean; ``cost`` is the mean elite cost of the last iteration.
+    Subclasses declare ``init_std`` (the initial standard deviation).
+    """
+
+    samples: int = 300
+    iterations: int = 30
+    topk: int | None = None
+
+    min_samples: ClassVar[int] = 2  # CEM/iCEM: an unbiased elite std needs two elites
+    min_topk: ClassVar[int] = 2
+
+    def validate(self) -> None:
+        if self.samples < self.min_samples or self.iterations < 1:
+            raise ConfigError(
+                f"{self.name}: samples must be >= {self.min_samples} and iterations >= 1, "
+                f"got {self}"
             )
-        if device is None:
-            device = init.device if init is not None else torch.device("cpu")
-        device = torch.device(device)
-        mean = torch.zeros(n_envs, horizon, action_width, dtype=torch.float32, device=device)
-        if init is not None:
-            if init.ndim != 3 or init.shape[0] != n_envs or init.shape[2] != action_width:
-                raise ValueError(
-                    f"init must have shape (n_envs={n_envs}, Hp0<={horizon}, fA={action_width}), "
-                    f"got {tuple(init.shape)}"
-                )
-            if init.shape[1] > horizon:
-                raise ValueError(
-                    f"init has {init.shape[1]} blocks, more than the horizon {horizon}"
-                )
-            mean[:, : init.shape[1]] = init.detach().to(device=device, dtype=torch.float32)
-        gens = _as_generator_list(generators, n_envs)
-        if bounds is not None:
-            lo, hi = (torch.as_tensor(b, dtype=torch.float32, device=device) for b in bounds)
-            bounds = (lo, hi)
-        return mean, gens, bounds, device
+        if self.topk is not None and not self.min_topk <= self.topk <= self.samples:
+            why = " (the elite std is unbiased)" if self.min_topk == 2 else ""
+            raise ConfigError(
+                f"{self.name}: topk must be in [{self.min_topk}, samples={self.samples}]{why}, "
+                f"got {self.topk}"
+            )
 
-    @staticmethod
-    def _clamp(x: Tensor, bounds: Bounds) -> Tensor:
-        return x if bounds is None else torch.clamp(x, bounds[0], bounds[1])
+    @property
+    def n_elites(self) -> int:
+        return self.samples if self.topk is None else self.topk
+
+    def init_state(self, start: Tensor) -> SampleState:
+        """The first state: mean = the start plan (n, Hp, fA), std = ``init_std``."""
+        return SampleState(mean=start, std=torch.full_like(start, self.init_std))
+
+    def noise(self, problem: Problem) -> Tensor:
+        """Unit noise (n, S, Hp, fA) for one iteration (white by default)."""
+        return problem.normal((self.samples, *problem.start.shape[1:]))
+
+    def sample(self, state: SampleState, problem: Problem) -> Tensor:
+        """Candidates (n, S, Hp, fA) around the state; candidate 0 is the mean."""
+        cand = self.noise(problem) * state.std[:, None] + state.mean[:, None]
+        cand[:, 0] = state.mean
+        return cand
+
+    @abstractmethod
+    def update(self, state: SampleState, elites: Tensor, elite_cost: Tensor) -> SampleState:
+        """The next state from elites (n, k, Hp, fA) and their costs (n, k), best first."""
+
+    def result(self, state: SampleState, cost_history: Tensor) -> SolveResult:
+        """The plan from the final state; ``cost_history`` is (n, iterations)."""
+        stats = {"cost_history": cost_history, "std": state.std}
+        return SolveResult(plan=state.mean, cost=cost_history[:, -1], stats=stats)
+
+    def search(self, cost_fn: CostFn, problem: Problem) -> SolveResult:
+        state = self.init_state(problem.start)
+        history = []  # per iteration: (n,) mean elite cost
+        with torch.no_grad():
+            for _ in range(self.iterations):
+                cand = problem.clamp(self.sample(state, problem))  # (n, S, Hp, fA)
+                costs = evaluate(cost_fn, cand)  # (n, S)
+                # sorted ascending: elites[:, 0] is the best candidate
+                elite_cost, idx = torch.topk(costs, self.n_elites, dim=1, largest=False)
+                state = self.update(state, take_rows(cand, idx), elite_cost)
+                history.append(elite_cost.mean(dim=1))
+        return self.result(state, torch.stack(history, dim=1))

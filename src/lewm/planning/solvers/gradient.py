@@ -9,15 +9,7 @@ from torch import Tensor
 
 from lewm.errors import ConfigError
 from lewm.planning.interface import PlanningError
-from lewm.planning.solvers.base import (
-    Bounds,
-    CostFn,
-    Generators,
-    Solver,
-    SolveResult,
-    evaluate,
-    sample_normal,
-)
+from lewm.planning.solvers.base import CostFn, Problem, Solver, SolveResult, evaluate
 
 _OPTIMIZERS = {
     "adamw": torch.optim.AdamW,
@@ -67,28 +59,22 @@ class GradientSolver(Solver):
             kwargs["weight_decay"] = self.weight_decay
         return _OPTIMIZERS[self.optimizer]([x], **kwargs)
 
-    def solve(
-        self,
-        cost_fn: CostFn,
-        n_envs: int,
-        horizon: int,
-        action_width: int,
-        *,
-        init: Tensor | None = None,
-        generators: Generators = None,
-        bounds: Bounds = None,
-        device: torch.device | str | None = None,
-    ) -> SolveResult:
-        start, gens, bounds, device = self._setup(
-            n_envs, horizon, action_width, init, generators, bounds, device
-        )
-        x = start[:, None].repeat(1, self.samples, 1, 1)  # (n, S, Hp, fA)
+    def _clip(self, grad: Tensor) -> Tensor:
+        """Clip the gradient (n, S, Hp, fA) to L2 norm ``grad_clip`` per environment."""
+        if self.grad_clip is None:
+            return grad
+        norm = grad.flatten(1).norm(dim=1)  # (n,)
+        factor = (self.grad_clip / (norm + 1e-6)).clamp(max=1.0)
+        return grad * factor[:, None, None, None]
+
+    def search(self, cost_fn: CostFn, problem: Problem) -> SolveResult:
+        n, horizon, width = problem.start.shape
+        x = problem.start[:, None].repeat(1, self.samples, 1, 1)  # (n, S, Hp, fA)
         if self.samples > 1:
-            shape = (self.samples - 1, horizon, action_width)
-            x[:, 1:] += sample_normal(gens, shape, device) * self.init_std
-        x = self._clamp(x, bounds).requires_grad_(True)
+            x[:, 1:] += problem.normal((self.samples - 1, horizon, width)) * self.init_std
+        x = problem.clamp(x).requires_grad_(True)
         opt = self._make_optimizer(x)
-        history = []
+        history = []  # per step: (n,) mean cost over the samples
         for _ in range(self.steps):
             with torch.enable_grad():
                 costs = evaluate(cost_fn, x)  # (n, S)
@@ -99,23 +85,19 @@ class GradientSolver(Solver):
                     )
                 # autograd.grad, not backward: no gradient accumulates in the model's parameters
                 (grad,) = torch.autograd.grad(costs.sum(), x)
-            if self.grad_clip is not None:
-                norm = grad.flatten(1).norm(dim=1)  # (n,)
-                factor = (self.grad_clip / (norm + 1e-6)).clamp(max=1.0)
-                grad = grad * factor[:, None, None, None]
-            x.grad = grad
+            x.grad = self._clip(grad)
             opt.step()
             opt.zero_grad(set_to_none=True)
             with torch.no_grad():
                 if self.action_noise > 0:
-                    x += sample_normal(gens, tuple(x.shape[1:]), device) * self.action_noise
-                if bounds is not None:
-                    x.copy_(self._clamp(x, bounds))
+                    x += problem.normal(tuple(x.shape[1:])) * self.action_noise
+                if problem.bounds is not None:
+                    x.copy_(problem.clamp(x))
             history.append(costs.detach().mean(dim=1))
         with torch.no_grad():
             final = evaluate(cost_fn, x.detach())  # (n, S)
             best_cost, best = final.min(dim=1)  # (n,)
-            plan = x.detach()[torch.arange(n_envs, device=device), best]  # (n, Hp, fA)
+            plan = x.detach()[torch.arange(n, device=problem.device), best]  # (n, Hp, fA)
         return SolveResult(
             plan=plan,
             cost=best_cost,

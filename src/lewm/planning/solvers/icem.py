@@ -18,16 +18,8 @@ import torch
 from torch import Tensor
 
 from lewm.errors import ConfigError
-from lewm.planning.solvers.base import (
-    Bounds,
-    CostFn,
-    Generators,
-    Solver,
-    SolveResult,
-    evaluate,
-    sample_normal,
-    take_rows,
-)
+from lewm.planning.solvers.base import Problem, SampleSolver, SampleState
+from lewm.planning.solvers.topk import default_topk
 
 
 def colored_noise(white: Tensor, beta: float) -> Tensor:
@@ -49,25 +41,30 @@ def colored_noise(white: Tensor, beta: float) -> Tensor:
 
 
 @dataclass
-class ICEM(Solver):
-    """iCEM: coloured noise, momentum and elite carry-over; returns the final mean."""
+class ICEM(SampleSolver):
+    """iCEM: coloured noise, momentum and elite carry-over; returns the final mean.
+
+    ``topk`` not given = :func:`default_topk`, raised to ``keep_elites`` if that is larger
+    (30 of the default 300 samples).
+    """
 
     name = "icem"
     reference_clamps_raw_bounds = True
 
     samples: int = 300
     iterations: int = 30
-    topk: int = 30
+    topk: int | None = None  # None -> max(default_topk(samples), keep_elites)
     init_std: float = 1.0
     noise_beta: float = 2.0
     alpha: float = 0.1  # momentum on the mean and the std
     keep_elites: int = 5  # best elites carried into the next iteration
 
+    def derive(self) -> None:
+        if self.topk is None and self.samples >= 1:  # else validate() explains
+            self.topk = max(default_topk(self.samples), self.keep_elites)
+
     def validate(self) -> None:
-        if self.samples < 2 or self.iterations < 1:
-            raise ConfigError(f"icem: samples must be >= 2 and iterations >= 1, got {self}")
-        if not 2 <= self.topk <= self.samples:
-            raise ConfigError(f"icem: topk must be in [2, samples={self.samples}], got {self.topk}")
+        super().validate()
         if not 0 <= self.keep_elites <= min(self.topk, self.samples - 1):
             raise ConfigError(
                 f"icem: keep_elites must be in [0, min(topk, samples-1)], got {self.keep_elites}"
@@ -75,42 +72,20 @@ class ICEM(Solver):
         if not 0.0 <= self.alpha < 1.0:
             raise ConfigError(f"icem: alpha must be in [0, 1), got {self.alpha}")
 
-    def solve(
-        self,
-        cost_fn: CostFn,
-        n_envs: int,
-        horizon: int,
-        action_width: int,
-        *,
-        init: Tensor | None = None,
-        generators: Generators = None,
-        bounds: Bounds = None,
-        device: torch.device | str | None = None,
-    ) -> SolveResult:
-        mean, gens, bounds, device = self._setup(
-            n_envs, horizon, action_width, init, generators, bounds, device
-        )
-        std = torch.full_like(mean, self.init_std)  # (n, Hp, fA)
-        kept: Tensor | None = None  # (n, keep, Hp, fA) best elites of the previous iteration
-        history = []
-        with torch.no_grad():
-            for _ in range(self.iterations):
-                # time axis last for the FFT, as the reference draws it: (n, S, fA, Hp)
-                white = sample_normal(gens, (self.samples, action_width, horizon), device)
-                noise = colored_noise(white, self.noise_beta).transpose(-1, -2)  # (n, S, Hp, fA)
-                cand = noise * std[:, None] + mean[:, None]
-                cand[:, 0] = mean
-                if kept is not None and self.keep_elites > 0:
-                    cand[:, 1 : 1 + self.keep_elites] = kept
-                cand = self._clamp(cand, bounds)
-                costs = evaluate(cost_fn, cand)  # (n, S)
-                elite_cost, idx = torch.topk(costs, self.topk, dim=1, largest=False)  # sorted
-                elites = take_rows(cand, idx)  # (n, k, Hp, fA)
-                kept = elites[:, : self.keep_elites]
-                mean = self.alpha * mean + (1 - self.alpha) * elites.mean(dim=1)
-                std = self.alpha * std + (1 - self.alpha) * elites.std(dim=1, correction=1)
-                history.append(elite_cost.mean(dim=1))
-        cost_history = torch.stack(history, dim=1)  # (n, iterations)
-        return SolveResult(
-            plan=mean, cost=cost_history[:, -1], stats={"cost_history": cost_history, "std": std}
-        )
+    def noise(self, problem: Problem) -> Tensor:
+        # time axis last for the FFT, as the reference draws it: (n, S, fA, Hp)
+        n, horizon, width = problem.start.shape
+        white = problem.normal((self.samples, width, horizon))
+        return colored_noise(white, self.noise_beta).transpose(-1, -2)  # (n, S, Hp, fA)
+
+    def sample(self, state: SampleState, problem: Problem) -> Tensor:
+        cand = super().sample(state, problem)  # (n, S, Hp, fA), candidate 0 = the mean
+        if state.elites is not None and self.keep_elites > 0:
+            cand[:, 1 : 1 + self.keep_elites] = state.elites[:, : self.keep_elites]
+        return cand
+
+    def update(self, state: SampleState, elites: Tensor, elite_cost: Tensor) -> SampleState:
+        a = self.alpha
+        mean = a * state.mean + (1 - a) * elites.mean(dim=1)  # (n, Hp, fA)
+        std = a * state.std + (1 - a) * elites.std(dim=1, correction=1)
+        return SampleState(mean, std, elites)
