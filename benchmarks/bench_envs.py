@@ -72,7 +72,7 @@ def _resize_error(cls, n_states: int = 200, seed: int = 0) -> dict:
 
 def main() -> None:
     from lewm.envs import ENVS
-    from lewm.envs.collect import load_object
+    from lewm.envs.factory import load_object
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=5000)

@@ -32,7 +32,8 @@ def _quantiles(x) -> dict:
 
 def run(policy_name: str, episodes: int, seed: int, max_steps: int) -> dict:
     from lewm.envs import ENVS
-    from lewm.envs.collect import episode_seeds, load_object
+    from lewm.envs.collect import episode_seeds
+    from lewm.envs.factory import load_object
     from lewm.envs.pusht import PushTEnv
 
     env = PushTEnv(image_size=8)  # frames are not rendered here

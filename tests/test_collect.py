@@ -307,7 +307,7 @@ def test_worker_pool_reports_env_construction_errors_as_themselves(tmp_path):
     from lewm.envs.collect import collect as _collect
 
     out = tmp_path / "bad.h5"
-    with _pytest.raises(TypeError, match="bogus"):
+    with _pytest.raises(ConfigError, match="bogus"):
         _collect(
             "tworoom", "random", 2, 32, 0, out, workers=2, env_kwargs={"bogus": 1}, progress=False
         )

@@ -15,12 +15,10 @@ from lewm.envs.pusht import (
     ROYAL_BLUE,
     PushTEnv,
     PushTExpert,
-    _draw_agent,
-    _draw_block,
-    _Renderer,
     angle_error,
     pusht_success,
 )
+from lewm.envs.pusht.render import FrameRenderer, draw_agent, draw_block
 from lewm.envs.raster import apply_separable, cv2_linear_matrix, pil_bilinear_matrix
 
 
@@ -217,11 +215,11 @@ def test_windowed_render_equals_full_pipeline(size):
     env = PushTEnv(image_size=size)
     for pose, agent in (((250.0, 300.0, 0.5), (300.0, 200.0)), ((60.0, 480.0, 2.0), (500.0, 20.0))):
         env.set_state([*agent, *pose])
-        r = _Renderer.get(size)
+        r = FrameRenderer.get(size)
         canvas = r.static_image.copy()
         draw = ImageDraw.Draw(canvas)
-        _draw_block(draw, env.block_pose(), LIGHT_SLATE_GRAY)
-        _draw_agent(draw, tuple(env.agent.position), ROYAL_BLUE)
+        draw_block(draw, env.block_pose(), LIGHT_SLATE_GRAY)
+        draw_agent(draw, tuple(env.agent.position), ROYAL_BLUE)
         m = pil_bilinear_matrix(224, size) @ cv2_linear_matrix(512, 224)
         full = np.clip(np.round(apply_separable(m, np.asarray(canvas))), 0, 255)
         assert np.abs(env.render().astype(int) - full.astype(int)).max() <= 1
@@ -285,3 +283,44 @@ def test_expert_reaches_goals():
                 wins += 1
                 break
     assert wins >= 2
+
+
+def _episode_digest(size: int, seed: int, steps: int = 40) -> str:
+    """SHA-256 over a seeded expert episode: frames, states, actions, rewards, record() rows,
+    the goal frame, and a restore of the last state."""
+    import hashlib
+
+    env = PushTEnv(image_size=size)
+    h = hashlib.sha256()
+    obs, _ = env.reset(seed=seed)
+    pol = PushTExpert(env, seed=seed + 1)
+    pol.reset()
+    h.update(env.render().tobytes())
+    h.update(obs.tobytes())
+    for _ in range(steps):
+        a = pol(obs, None)
+        obs, r, _, _, _ = env.step(a)
+        h.update(a.tobytes())
+        h.update(obs.tobytes())
+        h.update(env.render().tobytes())
+        for _, v in sorted(env.record().items()):
+            h.update(np.asarray(v).tobytes())
+        h.update(np.float64(r).tobytes())
+    h.update(env.render_goal().tobytes())
+    env.load_state({"state": obs})
+    h.update(env.render().tobytes())
+    h.update(env.record()["state"].tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize(
+    "size, seed, expected",
+    [
+        (32, 3, "6347d6dbd0e32fa97277d31d621d6a2cd6ed84598178a1c0d4df4661bed4b8e4"),
+        (64, 11, "7c81fa91a9e7a581dbc8c1b198ec69ba3dfbb38a44e10b043564f5ebfd211340"),
+    ],
+)
+def test_seeded_expert_episode_is_pinned(size, seed, expected):
+    """Bit-identical behaviour across refactors (pinned with the single-module pusht.py of
+    issue 9's start, numpy 2 / pymunk 7 on x86-64). A change here changes every PushT dataset."""
+    assert _episode_digest(size, seed) == expected

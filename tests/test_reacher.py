@@ -324,3 +324,79 @@ def test_arm_color_perturbation(env):
     finally:
         env.set_arm_color(ARM_RGB)
     np.testing.assert_array_equal(env.render(), before)
+
+
+# --------------------------------------------------------------------------- pinned behaviour
+
+# Frames are pinned for the renderer they were recorded with (Mesa's software EGL here);
+# other OpenGL implementations rasterise differently, so only the physics digest is checked there.
+PINNED_GL = "llvmpipe (LLVM 15.0.6, 256 bits)"
+
+
+def _gl_renderer(env) -> str:
+    env._renderer._gl_context.make_current()
+    from OpenGL import GL
+
+    GL.glGetError()  # clear a flag left by an earlier call
+    return GL.glGetString(GL.GL_RENDERER).decode()
+
+
+def _pin_row(phys, frames, env, obs) -> None:
+    phys.update(np.asarray(obs).tobytes())
+    frames.update(env.render().tobytes())
+    for _, v in sorted(env.record().items()):
+        phys.update(np.asarray(v).tobytes())
+
+
+@pytest.mark.parametrize(
+    "kwargs, physics, frames",
+    [
+        (
+            dict(seed=5),
+            "b3a88a0f164c6f716ddbecca5948b063d0a01e2349d3ecf0b0b9d9acd5c57cae",
+            "81eb156cf662fb38641ecb6eae2176d3f4e330a051363f41619487ff15dc7182",
+        ),
+        (
+            dict(seed=9, task="hard", profile="reference"),
+            "f6080631302921c8ba77efc69d6ec45bfa60129bb264ef6319f32f459bc4bb33",
+            "ffab955b65b7f1c0a9b323a9e17861555837d5ed0c3286b349724b0d0e1990f2",
+        ),
+        (
+            dict(seed=2, profile="reference", rest_start=True),
+            "b72a48ad084221c7daa00773e947072581375029a50307edb4d67df52706b3c4",
+            "3587b6bc67361f7ae0b3d2127cb962c1afeafc58e79e234a200188bf1050f12b",
+        ),
+    ],
+)
+def test_seeded_rollout_is_pinned(kwargs, physics, frames):
+    """Bit-identical behaviour across refactors (pinned before issue 9 moved the shared MuJoCo
+    pieces): steps, records, restores, goal loading and renders of a seeded random rollout."""
+    import hashlib
+
+    kwargs = dict(kwargs)
+    seed = kwargs.pop("seed")
+    env = ReacherEnv(image_size=32, **kwargs)
+    try:
+        phys, frm = hashlib.sha256(), hashlib.sha256()
+        rng = np.random.default_rng(seed)
+        obs, _ = env.reset(seed=seed)
+        _pin_row(phys, frm, env, obs)
+        rows = []
+        for _ in range(12):
+            obs, r, te, tr, _ = env.step(rng.uniform(-1, 1, 2).astype(np.float32))
+            _pin_row(phys, frm, env, obs)
+            rows.append(env.record())
+            phys.update(np.array([r, te, tr], dtype=np.float64).tobytes())
+        if env.task == "qpos_match":
+            frm.update(env.render_goal().tobytes())
+            _pin_row(phys, frm, env, env._obs())
+        env.load_state(rows[3])
+        _pin_row(phys, frm, env, env._obs())
+        env.load_goal(rows[7])
+        phys.update(np.float64(env.goal_distance()).tobytes())
+        _pin_row(phys, frm, env, env._obs())
+        assert phys.hexdigest() == physics
+        if _gl_renderer(env) == PINNED_GL:
+            assert frm.hexdigest() == frames
+    finally:
+        env.close()

@@ -4,6 +4,8 @@ One code path for every environment: it relies only on the contract written
 at the top of ``docs/environments.md`` (``reset(seed)``, ``render()``,
 ``record()``, ``step()``, ``action_space``, and a policy class
 ``Policy(env, seed)`` with ``reset()`` and ``__call__(obs, info)``).
+Environments are built by :func:`lewm.envs.factory.build_env`, the project's one
+factory, with the registry's ``collect_kwargs`` under the caller's ``env_kwargs``.
 
 Episode ``i`` of a run with seed ``K`` draws its environment and policy seeds
 from ``np.random.SeedSequence(K, spawn_key=(i,))``, so the file is identical
@@ -14,7 +16,6 @@ writes them in episode order through :class:`lewm.data.hdf5.DatasetWriter`
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing as mp
 import os
 import signal
@@ -27,7 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from lewm.envs.factory import build_env, load_object
 from lewm.errors import ConfigError, DatasetError
+
+__all__ = ["RESERVED_COLUMNS", "EpisodeRunner", "collect", "episode_seeds", "load_object"]
 
 RESERVED_COLUMNS = frozenset(
     {"pixels", "action", "reward", "terminated", "truncated", "goal"}
@@ -35,33 +39,10 @@ RESERVED_COLUMNS = frozenset(
 )
 
 
-def load_object(path: str) -> Any:
-    """Import ``"package.module:Name"``."""
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def episode_seeds(seed: int, index: int) -> tuple[int, int]:
     """(environment reset seed, policy seed) of episode ``index`` in a run seeded ``seed``."""
     env_seed, policy_seed = np.random.SeedSequence(seed, spawn_key=(index,)).generate_state(2)
     return int(env_seed), int(policy_seed)
-
-
-def make_env(name: str, image_size: int, env_kwargs: Mapping[str, Any] | None = None):
-    """Build the environment class of ``ENVS[name]`` directly (no Gymnasium wrappers)."""
-    from lewm.envs import ENVS
-
-    spec = ENVS[name]
-    return _build_env(spec.entry_point, spec.extra, image_size, env_kwargs)
-
-
-def _build_env(entry_point: str, extra: str | None, image_size: int, env_kwargs=None):
-    try:
-        cls = load_object(entry_point)
-    except ImportError as exc:
-        hint = f" (pip install 'lewm[{extra}]')" if extra else ""
-        raise ConfigError(f"environment {entry_point!r} cannot be imported: {exc}{hint}") from exc
-    return cls(render_mode="rgb_array", image_size=image_size, **dict(env_kwargs or {}))
 
 
 class EpisodeRunner:
@@ -83,7 +64,7 @@ class EpisodeRunner:
         goal_pixels: bool = False,
         extra: str | None = None,
     ):
-        self.env = _build_env(entry_point, extra, image_size, env_kwargs)
+        self.env, _ = build_env(entry_point, image_size, extra=extra, env_kwargs=env_kwargs)
         self.policy_cls = load_object(policy_path)
         self.policy_kwargs = dict(policy_kwargs or {})
         self.seed = seed
@@ -207,40 +188,17 @@ def collect(
         DatasetError: missing output directory, or ``out`` exists without ``overwrite``.
     """
     from lewm.data.hdf5 import DatasetWriter
-    from lewm.envs import ENVS
 
-    if env not in ENVS:
-        raise ConfigError(f"unknown environment {env!r}; choose one of {sorted(ENVS)}")
-    spec = ENVS[env]
-    if policy not in spec.policies:
-        raise ConfigError(
-            f"unknown policy {policy!r} for environment {env!r}; choose one of {sorted(spec.policies)}"
-        )
-    for name, value in (("episodes", episodes), ("image_size", image_size), ("workers", workers)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    max_steps = spec.max_episode_steps if max_steps is None else max_steps
-    if (
-        isinstance(max_steps, bool)
-        or not isinstance(max_steps, (int, np.integer))
-        or max_steps <= 0
-    ):
-        raise ConfigError(f"max_steps must be a positive integer, got {max_steps!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise DatasetError(f"{out}: directory {out.parent} does not exist")
-    if out.exists() and not overwrite:
-        raise DatasetError(f"{out}: file exists; pass overwrite=True (--overwrite) to replace it")
-
+    spec = _check_request(env, policy, episodes, image_size, workers, seed)
+    max_steps = _check_max_steps(spec.max_episode_steps if max_steps is None else max_steps)
+    out = _check_output(Path(out), overwrite)
     runner_kwargs = dict(
         entry_point=spec.entry_point,
         policy_path=spec.policies[policy],
         extra=spec.extra,
         image_size=int(image_size),
         seed=int(seed),
-        max_steps=int(max_steps),
+        max_steps=max_steps,
         env_kwargs={**spec.collect_kwargs, **dict(env_kwargs or {})},
         policy_kwargs=dict(policy_kwargs or {}),
         goal_pixels=bool(goal_pixels),
@@ -253,7 +211,7 @@ def collect(
         "episodes": int(episodes),
         "image_size": int(image_size),
         "seed": int(seed),
-        "max_steps": int(max_steps),
+        "max_steps": max_steps,
         "env_kwargs": runner_kwargs["env_kwargs"],
         "policy_kwargs": runner_kwargs["policy_kwargs"],
         "episode_seeds": "np.random.SeedSequence(seed, spawn_key=(episode,)).generate_state(2)",
@@ -262,6 +220,43 @@ def collect(
     with closing(source), DatasetWriter(out, compression=compression, meta=meta) as writer:
         for episode in source:
             writer.add_episode(episode)
+    return out
+
+
+def _check_request(env: str, policy: str, episodes, image_size, workers, seed):
+    """The registry entry of ``env``, after checking the policy name and the counts."""
+    from lewm.envs import ENVS
+
+    if env not in ENVS:
+        raise ConfigError(f"unknown environment {env!r}; choose one of {sorted(ENVS)}")
+    spec = ENVS[env]
+    if policy not in spec.policies:
+        raise ConfigError(
+            f"unknown policy {policy!r} for environment {env!r}; choose one of {sorted(spec.policies)}"
+        )
+    for name, value in (("episodes", episodes), ("image_size", image_size), ("workers", workers)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    return spec
+
+
+def _check_max_steps(max_steps) -> int:
+    if (
+        isinstance(max_steps, bool)
+        or not isinstance(max_steps, (int, np.integer))
+        or max_steps <= 0
+    ):
+        raise ConfigError(f"max_steps must be a positive integer, got {max_steps!r}")
+    return int(max_steps)
+
+
+def _check_output(out: Path, overwrite: bool) -> Path:
+    if not out.parent.is_dir():
+        raise DatasetError(f"{out}: directory {out.parent} does not exist")
+    if out.exists() and not overwrite:
+        raise DatasetError(f"{out}: file exists; pass overwrite=True (--overwrite) to replace it")
     return out
 
 
@@ -284,11 +279,11 @@ def _episodes(runner_kwargs: dict, episodes: int, workers: int, progress: bool, 
             # Build one environment here first: a construction error (missing extra, no rendering
             # backend, bad keyword) is then reported as itself, not as a crashed worker, and the
             # MuJoCo backend is chosen once for every worker.
-            probe = _build_env(
+            probe, _ = build_env(
                 runner_kwargs["entry_point"],
-                runner_kwargs["extra"],
                 runner_kwargs["image_size"],
-                runner_kwargs["env_kwargs"],
+                extra=runner_kwargs["extra"],
+                env_kwargs=runner_kwargs["env_kwargs"],
             )
             if hasattr(probe, "close"):
                 probe.close()

@@ -33,84 +33,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lewm.envs.cube_sim import simulator_class
+from lewm.envs.mujoco_common import MujocoEnv, check_action, require_columns, vector
 from lewm.errors import ConfigError
 
 SUCCESS_DISTANCE = 0.04  # m, cube centre to target centre
-REFERENCE_RENDER_SIZE = 224
 CAMERA = "front_pixels"
-AGENT_RGB = (0.61, 0.28, 0.82)  # OGBench purple
-FLOOR_RGB = ((0.08, 0.11, 0.16), (0.15, 0.18, 0.25))
-LIGHT_DIFFUSE = 0.7
-TARGET_ALPHA = 0.2
-
-_sim_class = None
 
 
-def _simulator_class():
-    """``ogbench``'s CubeEnv with the reference's appearance (built lazily: heavy import)."""
-    global _sim_class
-    if _sim_class is not None:
-        return _sim_class
-    import mujoco
-    from ogbench.manipspace import lie
-    from ogbench.manipspace.envs.cube_env import CubeEnv as OGBenchCubeEnv
-
-    class _CubeSim(OGBenchCubeEnv):
-        """Single cube, state mode, data-collection task logic (random targets), no termination."""
-
-        def __init__(self, render_size: int, show_target: bool, random_arm_start: bool):
-            self.show_target = show_target
-            self.random_arm_start = random_arm_start
-            super().__init__(
-                env_type="single",
-                ob_type="states",
-                mode="data_collection",
-                terminate_at_goal=False,
-                visualize_info=True,
-                width=render_size,
-                height=render_size,
-            )
-
-        def build_mjcf_model(self):
-            root = super().build_mjcf_model()
-            for name in ("ur5e/robotiq/black", "ur5e/robotiq/pad_gray"):
-                material = root.find("material", name)
-                material.rgba = (*AGENT_RGB, material.rgba[3])
-            texture = root.find("texture", "grid")
-            texture.rgb1, texture.rgb2 = FLOOR_RGB
-            root.find("light", "global").diffuse = (LIGHT_DIFFUSE,) * 3
-            return root
-
-        def initialize_arm(self):
-            if self.random_arm_start:
-                return super().initialize_arm()
-            # Reference: effector at the centre of the arm box, random yaw, pointing down.
-            eff_pos = self._arm_sampling_bounds.mean(axis=0)
-            yaw = self.np_random.uniform(-np.pi, np.pi)
-            eff_ori = lie.SO3.from_z_radians(yaw) @ self._effector_down_rotation
-            attach = lie.SE3.from_rotation_and_translation(eff_ori, eff_pos) @ self._T_pa
-            self._data.qpos[self._arm_joint_ids] = self._ik.solve(
-                pos=attach.translation(), quat=attach.rotation().wxyz, curr_qpos=self._home_qpos
-            )
-            mujoco.mj_forward(self._model, self._data)
-
-        def post_step(self):
-            # Success of the (single) target cube; the target marker's alpha; no success recolouring.
-            self._success = bool(self._compute_successes()[self._target_block])
-            alpha = TARGET_ALPHA if self.show_target else 0.0
-            for gid in self._cube_target_geom_ids_list[0]:
-                self._model.geom(gid).rgba[3] = alpha
-
-        def set_new_target(self, return_info=True, p_stack=0.5):
-            out = super().set_new_target(return_info=return_info, p_stack=p_stack)
-            self.post_step()  # keep the marker alpha and the success flag in sync
-            return out
-
-    _sim_class = _CubeSim
-    return _sim_class
-
-
-class CubeEnv(gym.Env):
+class CubeEnv(MujocoEnv):
     """OGBench ``cube-single`` with pixels from the front camera.
 
     Args:
@@ -123,8 +54,8 @@ class CubeEnv(gym.Env):
         shadow_size: shadow-map resolution (the model's is 4096); smaller is faster.
         show_target: draw the translucent target cube (alpha 0.2) as the reference does.
         random_arm_start: sample the effector start in OGBench's arm box instead of its centre.
-        render_size: side of the MuJoCo render before the PIL-bilinear resize to
-            ``image_size``; default 224 (the reference pipeline) or ``image_size`` if larger.
+        render_size: MuJoCo render side before the PIL-bilinear resize to ``image_size``
+            (:class:`~lewm.envs.mujoco_common.MujocoEnv`); default max(224, ``image_size``).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -141,35 +72,23 @@ class CubeEnv(gym.Env):
         random_arm_start: bool = False,
         render_size: int | None = None,
     ):
-        if render_mode not in (None, "rgb_array"):
-            raise ConfigError(f"render_mode must be 'rgb_array', got {render_mode!r}")
-        if not isinstance(image_size, (int, np.integer)) or image_size <= 0:
-            raise ConfigError(f"image_size must be a positive int, got {image_size!r}")
-        if render_size is None:
-            render_size = max(REFERENCE_RENDER_SIZE, int(image_size))
-        if not isinstance(render_size, (int, np.integer)) or render_size <= 0:
-            raise ConfigError(f"render_size must be a positive int, got {render_size!r}")
+        self._set_pixel_args(render_mode, image_size, render_size)
         if shadow_size is not None and (
             not isinstance(shadow_size, (int, np.integer)) or shadow_size <= 0
         ):
             raise ConfigError(f"shadow_size must be a positive int, got {shadow_size!r}")
-        self.render_mode = "rgb_array"
-        self.image_size = int(image_size)
-        self.render_size = int(render_size)
         self.terminate_at_goal = bool(terminate_at_goal)
         self.fast_render = bool(fast_render)
 
         from lewm.envs import mujoco_gl
 
         mujoco_gl.configure()  # before mujoco/dm_control/ogbench are imported
-        self._sim = _simulator_class()(self.render_size, bool(show_target), bool(random_arm_start))
+        self._sim = simulator_class()(self.render_size, bool(show_target), bool(random_arm_start))
         self._sim.reset(seed=0)  # compiles the model; every real reset reseeds
         self._model, self._data = self._sim._model, self._sim._data
         if shadow_size is not None:
             self._model.vis.quality.shadowsize = int(shadow_size)
-        self._renderer = mujoco_gl.new_renderer(
-            self._model, self.render_size, self.render_size, "lewm Cube"
-        )
+        self._open_renderer("lewm Cube")
         self.set_fast_render(self.fast_render)
         self._target_mocap = int(self._sim._cube_target_mocap_ids[0])
 
@@ -211,15 +130,6 @@ class CubeEnv(gym.Env):
         self._sim.pre_step()  # ogbench's "previous state" bookkeeping
         self._sim.post_step()
 
-    @staticmethod
-    def _vector(name: str, value: Any, size: int) -> np.ndarray:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-        if arr.shape != (size,):
-            raise ValueError(f"{name} must have shape ({size},), got {np.shape(value)}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} must be finite, got {arr}")
-        return arr
-
     # -- Gymnasium API ----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Random arm yaw, cube pose and target from ``self.np_random``.
@@ -240,11 +150,7 @@ class CubeEnv(gym.Env):
         return self._sim.compute_observation(), self._info(self._is_success())
 
     def step(self, action):
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (5,):
-            raise ValueError(f"Cube action must have shape (5,), got {a.shape}")
-        if not np.isfinite(a).all():
-            raise ValueError(f"Cube action must be finite, got {a}")
+        a = check_action(action, 5, "Cube")
         self._sim.step(a)
         self._refresh()
         success = bool(self._sim._success)
@@ -253,10 +159,7 @@ class CubeEnv(gym.Env):
 
     def render(self) -> np.ndarray:
         """uint8 (S, S, 3) frame from the front camera."""
-        from lewm.envs.mujoco_gl import resize_frame
-
-        self._renderer.update_scene(self._data, camera=CAMERA, scene_option=self._sim._scene_option)
-        return resize_frame(self._renderer.render(), self.image_size)
+        return self._frame(CAMERA, self._sim._scene_option)
 
     def set_fast_render(self, fast: bool) -> None:
         """Switch shadows off (``True``) or on (``False``) for the following renders."""
@@ -265,11 +168,6 @@ class CubeEnv(gym.Env):
         self.fast_render = bool(fast)
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = not self.fast_render
 
-    def close(self) -> None:
-        renderer, self._renderer = getattr(self, "_renderer", None), None
-        if renderer is not None:
-            renderer.close()
-
     # -- state hooks (spec §7.2) --------------------------------------------------------------
     def set_state(self, qpos, qvel) -> None:
         """Restore qpos (21) and qvel (20); the target is kept.
@@ -277,14 +175,10 @@ class CubeEnv(gym.Env):
         The simulator data is reset first (contact warm-start included), so the result
         does not depend on what the env did before.
         """
-        import mujoco
-
-        qpos = self._vector("qpos", qpos, self._model.nq)
-        qvel = self._vector("qvel", qvel, self._model.nv)
+        qpos = vector("qpos", qpos, self._model.nq)
+        qvel = vector("qvel", qvel, self._model.nv)
         target = self._target()
-        mujoco.mj_resetData(self._model, self._data)
-        self._data.qpos[:] = qpos
-        self._data.qvel[:] = qvel
+        self._restart(qpos, qvel)
         self._data.mocap_pos[self._target_mocap], self._data.mocap_quat[self._target_mocap] = target
         self._refresh()
 
@@ -294,9 +188,9 @@ class CubeEnv(gym.Env):
             raise ValueError(
                 f"cube_id out of range: the single-cube scene has cube 0 only, got {cube_id}"
             )
-        self._data.mocap_pos[self._target_mocap] = self._vector("target position", pos, 3)
+        self._data.mocap_pos[self._target_mocap] = vector("target position", pos, 3)
         if quat is not None:
-            q = self._vector("target quaternion", quat, 4)
+            q = vector("target quaternion", quat, 4)
             self._data.mocap_quat[self._target_mocap] = q / np.linalg.norm(q)
         self._refresh()
 
@@ -307,7 +201,7 @@ class CubeEnv(gym.Env):
 
     def set_cube_color(self, rgb) -> None:
         """Recolour the cube (analysis perturbation, spec §9.2) until the next reset."""
-        rgb = np.clip(self._vector("cube colour", rgb, 3), 0.0, 1.0)
+        rgb = np.clip(vector("cube colour", rgb, 3), 0.0, 1.0)
         for gid in self._sim._cube_geom_ids_list[0]:
             self._model.geom_rgba[gid, :3] = rgb
 
@@ -343,9 +237,7 @@ class CubeEnv(gym.Env):
 
     def load_state(self, row: Mapping[str, np.ndarray]) -> None:
         """Restore a dataset row: ``qpos``/``qvel``, and the row's target when present."""
-        missing = [k for k in ("qpos", "qvel") if k not in row]
-        if missing:
-            raise ValueError(f"Cube load_state needs columns {missing}; the row has {sorted(row)}")
+        require_columns(row, ("qpos", "qvel"), "Cube load_state")
         if "goal_privileged_block_0_pos" in row:
             self.set_target_pos(
                 0, row["goal_privileged_block_0_pos"], row.get("goal_privileged_block_0_quat")
@@ -374,15 +266,12 @@ class CubeEnv(gym.Env):
         """Frame with the cube placed at rest on its target, then the state restored (P16)."""
         import mujoco
 
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        saved = np.empty(mujoco.mj_stateSize(self._model, spec))
-        mujoco.mj_getState(self._model, self._data, saved, spec)
-        pos, quat = self._target()
-        self._cube_qpos()[:] = np.concatenate([pos, quat])
-        self._data.joint("object_joint_0").qvel[:] = 0.0
-        mujoco.mj_forward(self._model, self._data)
-        frame = self.render()
-        mujoco.mj_setState(self._model, self._data, saved, spec)
+        with self._state_kept():
+            pos, quat = self._target()
+            self._cube_qpos()[:] = np.concatenate([pos, quat])
+            self._data.joint("object_joint_0").qvel[:] = 0.0
+            mujoco.mj_forward(self._model, self._data)
+            frame = self.render()
         self._refresh()
         return frame
 

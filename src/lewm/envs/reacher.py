@@ -33,6 +33,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lewm.envs.mujoco_common import MujocoEnv, check_action, require_columns, vector
 from lewm.errors import ConfigError
 
 TASKS = {"easy": 0.05, "hard": 0.015, "qpos_match": 0.015}  # task -> target sphere radius (m)
@@ -41,7 +42,6 @@ QPOS_TOLERANCE = 0.05  # rad, every joint (spec §7.2)
 ACTION_REPEAT = 2
 CONTROL_DT = 0.02  # s, the model's timestep; one env step = 0.04 s
 TIME_LIMIT_S = 20.0
-REFERENCE_RENDER_SIZE = 224
 
 FLOOR_RGB = ((0.1, 0.2, 0.3), (0.2, 0.3, 0.4))
 ARM_RGB = (0.7, 0.5, 0.3)
@@ -78,7 +78,7 @@ def _model_xml(show_target: bool) -> str:
     return _xml_cache[show_target]
 
 
-class ReacherEnv(gym.Env):
+class ReacherEnv(MujocoEnv):
     """dm_control Reacher with the paper's ``qpos_match`` task, pixels from the top camera.
 
     Args:
@@ -109,21 +109,11 @@ class ReacherEnv(gym.Env):
         terminate_at_goal: bool = True,
         render_size: int | None = None,
     ):
-        if render_mode not in (None, "rgb_array"):
-            raise ConfigError(f"render_mode must be 'rgb_array', got {render_mode!r}")
-        if not isinstance(image_size, (int, np.integer)) or image_size <= 0:
-            raise ConfigError(f"image_size must be a positive int, got {image_size!r}")
+        self._set_pixel_args(render_mode, image_size, render_size)
         if task not in TASKS:
             raise ConfigError(f"task must be one of {sorted(TASKS)}, got {task!r}")
         if profile not in PROFILES:
             raise ConfigError(f"profile must be one of {PROFILES}, got {profile!r}")
-        if render_size is None:
-            render_size = max(REFERENCE_RENDER_SIZE, int(image_size))
-        if not isinstance(render_size, (int, np.integer)) or render_size <= 0:
-            raise ConfigError(f"render_size must be a positive int, got {render_size!r}")
-        self.render_mode = "rgb_array"
-        self.image_size = int(image_size)
-        self.render_size = int(render_size)
         self.task = task
         self.profile = profile
         self.show_target = bool(show_target)
@@ -143,9 +133,7 @@ class ReacherEnv(gym.Env):
         self._model.geom_size[self._target_id, 0] = self.target_size
         self._finger_size = float(self._model.geom_size[self._finger_id, 0])
         self._wrist_range = self._model.jnt_range[1].copy()  # (-160, 160) deg in rad
-        self._renderer = mujoco_gl.new_renderer(
-            self._model, self.render_size, self.render_size, "lewm Reacher"
-        )
+        self._open_renderer("lewm Reacher")
 
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(6,), dtype=np.float64)
@@ -217,15 +205,6 @@ class ReacherEnv(gym.Env):
             "goal_distance": self.goal_distance(),
         }
 
-    @staticmethod
-    def _vector(name: str, value: Any, size: int) -> np.ndarray:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-        if arr.shape != (size,):
-            raise ValueError(f"{name} must have shape ({size},), got {np.shape(value)}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} must be finite, got {arr}")
-        return arr
-
     # -- Gymnasium API ----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Random arm pose and goal from ``self.np_random``.
@@ -257,11 +236,7 @@ class ReacherEnv(gym.Env):
         return self._obs(), self._info(self._is_success())
 
     def step(self, action):
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (2,):
-            raise ValueError(f"Reacher action must have shape (2,), got {a.shape}")
-        if not np.isfinite(a).all():
-            raise ValueError(f"Reacher action must be finite, got {a}")
+        a = check_action(action, 2, "Reacher")
         # The motors' ctrlrange is [-1, 1] and clamped by MuJoCo: clipping here is the same.
         self._data.ctrl[:] = np.clip(a, -1.0, 1.0)
         success, reward = False, 0.0
@@ -279,15 +254,7 @@ class ReacherEnv(gym.Env):
 
     def render(self) -> np.ndarray:
         """uint8 (S, S, 3) frame from the fixed top-down camera."""
-        from lewm.envs.mujoco_gl import resize_frame
-
-        self._renderer.update_scene(self._data, camera=0)
-        return resize_frame(self._renderer.render(), self.image_size)
-
-    def close(self) -> None:
-        renderer, self._renderer = getattr(self, "_renderer", None), None
-        if renderer is not None:
-            renderer.close()
+        return self._frame(camera=0)
 
     # -- state hooks (spec §7.2) --------------------------------------------------------------
     def set_state(self, qpos, qvel) -> None:
@@ -296,13 +263,9 @@ class ReacherEnv(gym.Env):
         The simulator data is reset first (solver warm-start included), so the
         result does not depend on what the env did before.
         """
-        import mujoco
-
-        qpos = self._vector("qpos", qpos, 2)
-        qvel = np.zeros(2) if self.rest_start else self._vector("qvel", qvel, 2)
-        mujoco.mj_resetData(self._model, self._data)
-        self._data.qpos[:] = qpos
-        self._data.qvel[:] = qvel
+        qpos = vector("qpos", qpos, 2)
+        qvel = np.zeros(2) if self.rest_start else vector("qvel", qvel, 2)
+        self._restart(qpos, qvel)
         self._forward()
 
     def set_target_qpos(self, qpos) -> None:
@@ -311,13 +274,13 @@ class ReacherEnv(gym.Env):
             raise ConfigError(
                 f"set_target_qpos needs task='qpos_match', this env has task={self.task!r}"
             )
-        self._goal_qpos = self._vector("goal qpos", qpos, 2)
+        self._goal_qpos = vector("goal qpos", qpos, 2)
         self._set_target_xy(self._fingertip(self._goal_qpos))
         self._forward()
 
     def set_target_pos(self, xy) -> None:
         """Move the target sphere (the goal of ``hard``/``easy``) to ``xy`` (m)."""
-        self._set_target_xy(self._vector("target position", xy, 2))
+        self._set_target_xy(vector("target position", xy, 2))
         self._forward()
 
     def set_arm_color(self, rgb) -> None:
@@ -325,7 +288,7 @@ class ReacherEnv(gym.Env):
         import mujoco
 
         material = mujoco.mj_name2id(self._model, mujoco.mjtObj.mjOBJ_MATERIAL, "self")
-        self._model.mat_rgba[material, :3] = np.clip(self._vector("arm colour", rgb, 3), 0.0, 1.0)
+        self._model.mat_rgba[material, :3] = np.clip(vector("arm colour", rgb, 3), 0.0, 1.0)
 
     def record(self) -> dict[str, np.ndarray]:
         """Dataset columns of the current state (one row each)."""
@@ -340,13 +303,9 @@ class ReacherEnv(gym.Env):
 
     def load_state(self, row: Mapping[str, np.ndarray]) -> None:
         """Restore the state of a dataset row: ``qpos``/``qvel``, and the row's target when present."""
-        missing = [k for k in ("qpos", "qvel") if k not in row]
-        if missing:
-            raise ValueError(
-                f"Reacher load_state needs columns {missing}; the row has {sorted(row)}"
-            )
+        require_columns(row, ("qpos", "qvel"), "Reacher load_state")
         if "target_pos" in row:
-            self._set_target_xy(self._vector("target_pos", row["target_pos"], 2))
+            self._set_target_xy(vector("target_pos", row["target_pos"], 2))
         goal = np.asarray(row.get("goal_qpos", np.full(2, np.nan)), dtype=np.float64).reshape(-1)
         if self.task == "qpos_match" and goal.shape == (2,) and np.isfinite(goal).all():
             self._goal_qpos = goal.copy()
@@ -364,7 +323,7 @@ class ReacherEnv(gym.Env):
             if "finger_pos" in row:
                 self.set_target_pos(row["finger_pos"])
             elif "qpos" in row:
-                self.set_target_pos(self._fingertip(self._vector("qpos", row["qpos"], 2)))
+                self.set_target_pos(self._fingertip(vector("qpos", row["qpos"], 2)))
             else:
                 raise ValueError(
                     f"Reacher load_goal needs 'finger_pos' or 'qpos'; the row has {sorted(row)}"
@@ -386,15 +345,10 @@ class ReacherEnv(gym.Env):
             raise ConfigError(
                 "render_goal needs task='qpos_match' (hard/easy goals are positions, not poses)"
             )
-        import mujoco
-
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        saved = np.empty(mujoco.mj_stateSize(self._model, spec))
-        mujoco.mj_getState(self._model, self._data, saved, spec)
-        self._data.qpos[:] = self._goal_qpos
-        self._data.qvel[:] = 0.0
-        self._forward()
-        frame = self.render()
-        mujoco.mj_setState(self._model, self._data, saved, spec)
+        with self._state_kept():
+            self._data.qpos[:] = self._goal_qpos
+            self._data.qvel[:] = 0.0
+            self._forward()
+            frame = self.render()
         self._forward()
         return frame
