@@ -1,9 +1,13 @@
 """Train-step time, samples/s and peak memory per preset on this machine (prints JSON).
 
+Times ``lewm.train.train_step``, the step the training loop runs (forward -> backward ->
+clip -> AdamW -> schedule), on one fixed random batch: ``--warmup`` untimed steps, then
+``--steps`` timed ones, reported as the median with p10/p90, min/max and the sample std.
 Each configuration runs in its own subprocess so peak RSS is per configuration.
 A sample is one 4-frame clip (4 images through the encoder).
 
     python benchmarks/train_step.py                      # tiny, small, paper (paper at B=32)
+    python benchmarks/train_step.py --preset small       # one preset
     python benchmarks/train_step.py --paper-batch 128    # the authors' batch (about a minute per step)
     python benchmarks/train_step.py --candidates         # the small-preset candidates of docs/training.md
 """
@@ -15,6 +19,7 @@ import json
 import subprocess
 import sys
 
+PRESETS = ("tiny", "small", "paper")
 CANDIDATES = {
     # name: overrides on top of the small preset
     "small": [],
@@ -46,52 +51,58 @@ CANDIDATES = {
 
 
 def measure(
-    preset_name: str, overrides: list[str], batch: int | None, steps: int, threads: int
+    preset_name: str, overrides: list[str], batch: int | None, warmup: int, steps: int, threads: int
 ) -> dict:
+    """Time ``steps`` calls of :func:`lewm.train.train_step` after ``warmup`` untimed ones."""
     import resource
     import time
-    from contextlib import nullcontext
 
+    import numpy as np
     import torch
 
     from lewm.config import apply_overrides, preset
+    from lewm.data.clips import ClipBatch
     from lewm.losses import step_generator
-    from lewm.model.world_model import LeWM
-    from lewm.train import build_optimizer, forward_losses
+    from lewm.train import batch_loss, train_step
+    from lewm.train_setup import autocast_for, build_training
 
     torch.set_num_threads(threads)
     cfg = apply_overrides(preset(preset_name), overrides)
     cfg.model.action_dim = 2
+    cfg.train.schedule_steps = warmup + steps  # the lr does not change the cost of a step
     if batch:
         cfg.train.batch_size = batch
     b, t, s = cfg.train.batch_size, cfg.model.predictor.num_frames + 1, cfg.model.encoder.image_size
-    torch.manual_seed(0)
-    model = LeWM(cfg.model).train()
-    opt = build_optimizer(model, cfg, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    model, opt, sched = build_training(cfg, None, cpu)
+    loss_fn = batch_loss(model, cfg, cpu, autocast_for(cfg, cpu))  # fp32 on CPU, as training
     g = torch.Generator().manual_seed(0)
-    pixels = torch.randint(0, 256, (b, t, s, s, 3), dtype=torch.uint8, generator=g)
-    actions = torch.randn(b, t, cfg.model.action_input_dim, generator=g)
+    batch = ClipBatch(
+        torch.randint(0, 256, (b, t, s, s, 3), dtype=torch.uint8, generator=g),
+        torch.randn(b, t, cfg.model.action_input_dim, generator=g),
+    )
     times = []
-    for step in range(steps + 1):
+    for step in range(warmup + steps):
         t0 = time.perf_counter()
-        losses, _ = forward_losses(
-            model, cfg, pixels, actions, torch.device("cpu"), nullcontext, step_generator(0, step)
-        )
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step > 0:  # the first step warms up allocators
+        train_step(model, opt, sched, loss_fn, batch, step_generator(0, step), cfg.optim.grad_clip)
+        if step >= warmup:  # the warm-up steps settle allocators and caches
             times.append(time.perf_counter() - t0)
-    times.sort()
-    med = times[len(times) // 2]
+    x = np.asarray(times)
+    med = float(np.median(x))
     return {
         "config": preset_name,
         "overrides": overrides,
         "params": model.num_parameters(),
         "image_size": s,
         "batch_clips": b,
+        "warmup_steps": warmup,
+        "timed_steps": steps,
         "step_seconds_median": med,
+        "step_seconds_p10": float(np.percentile(x, 10)),
+        "step_seconds_p90": float(np.percentile(x, 90)),
+        "step_seconds_min": float(x.min()),
+        "step_seconds_max": float(x.max()),
+        "step_seconds_std": float(x.std(ddof=1)) if len(x) > 1 else None,  # sample std
         "clips_per_s": b / med,
         "images_per_s": b * t / med,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -99,31 +110,41 @@ def measure(
     }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--paper-batch", type=int, default=32)
+    p.add_argument(
+        "--preset", choices=PRESETS, action="append", help="only these presets (repeatable)"
+    )
     p.add_argument("--candidates", action="store_true")
     p.add_argument("--one", help=argparse.SUPPRESS)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    if args.warmup < 0 or args.steps < 1:
+        p.error("--warmup must be >= 0 and --steps >= 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if args.one:  # child process
         spec = json.loads(args.one)
-        print(
-            json.dumps(
-                measure(spec["preset"], spec["overrides"], spec["batch"], args.steps, args.threads)
-            )
+        result = measure(
+            spec["preset"], spec["overrides"], spec["batch"], args.warmup, args.steps, args.threads
         )
+        print(json.dumps(result))
         return
+    batches = {"tiny": None, "small": None, "paper": args.paper_batch}
     jobs = (
         [{"preset": "small", "overrides": o, "batch": None} for o in CANDIDATES.values()]
         if args.candidates
         else [
-            {"preset": "tiny", "overrides": [], "batch": None},
-            {"preset": "small", "overrides": [], "batch": None},
-            {"preset": "paper", "overrides": [], "batch": args.paper_batch},
+            {"preset": name, "overrides": [], "batch": batches[name]}
+            for name in args.preset or PRESETS
         ]
     )
     results = []
@@ -134,6 +155,8 @@ def main() -> None:
                 __file__,
                 "--one",
                 json.dumps(job),
+                "--warmup",
+                str(args.warmup),
                 "--steps",
                 str(args.steps),
                 "--threads",

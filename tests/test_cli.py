@@ -55,6 +55,8 @@ def test_train_end_to_end_and_load(tmp_path, synthetic_h5):
         "6",
         "--set",
         "train.log_every=3",
+        "--set",
+        "train.schedule_steps=9",  # sized for the later resume to step 9
         "--no-progress",
         "--device",
         "cpu",

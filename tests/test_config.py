@@ -81,3 +81,15 @@ def test_unknown_preset_and_profile():
         preset("huge")
     with pytest.raises(ConfigError):
         preset("tiny", "dirty")
+
+
+@pytest.mark.parametrize("key", ["log_every", "val_every", "save_every"])
+def test_cadences_must_be_positive(key):
+    cfg = apply_overrides(preset("tiny"), [f"train.{key}=0"])
+    with pytest.raises(ConfigError, match=f"train.{key}"):
+        cfg.validate()
+
+
+def test_config_serialises_through_to_dict_only():
+    # to_json was never called; JSON is written by the run directory from to_dict()
+    assert not hasattr(Config, "to_json")

@@ -1,12 +1,14 @@
 """HDF5 layout, clip sampling (spec §4.1) and action normalisation (§4.2)."""
 
+import dataclasses
+
 import h5py
 import numpy as np
 import pytest
 import torch
 
-from lewm.data.clips import ClipDataset, ClipLoader, clip_index, episode_split
-from lewm.data.hdf5 import DatasetWriter, inspect_dataset
+from lewm.data.clips import ClipDataset, ClipLoader, clip_index, clip_split, episode_split
+from lewm.data.hdf5 import DatasetInfo, DatasetWriter, inspect_dataset
 from lewm.data.normalize import ActionNormalizer
 from lewm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, frames_to_pixels, pixels_to_frames
 from lewm.errors import DatasetError
@@ -173,6 +175,67 @@ def test_last_block_nan_is_zero_filled(tmp_path):
     assert (
         batch.actions[0, 3, -2:].abs().sum() == 0
     )  # NaN became the mean action (0 after z-scoring)
+
+
+@pytest.mark.parametrize("profile", ["clean", "reference"])
+def test_only_non_finite_entries_are_zero_filled(tmp_path, profile):
+    """Spec §4.1: NaN becomes 0 after normalisation entry by entry, never the whole block."""
+    path = write(tmp_path / "d.h5", [20, 24], a_dim=3)
+    ds = ClipDataset(path, num_steps=4, frameskip=5, profile=profile)
+    with h5py.File(path) as f:
+        act = f["action"][()]
+    for ep, start in [(0, 0), (1, 4), (1, 2)]:  # the first two end on the episode's NaN row
+        row = ds.info.ep_offset[ep] + start
+        norm = ds.normalizer.normalize(act[row : row + 20]).astype(np.float32)  # (20, 3)
+        expected = np.nan_to_num(norm, nan=0.0).reshape(4, 15)  # every entry of every block
+        got = ds.get(np.array([[ep, start]])).actions[0].numpy()
+        np.testing.assert_array_equal(got, expected)
+        assert np.count_nonzero(got[3]) == 15 - 3 * int(np.isnan(norm).any())
+
+
+def test_a_partly_non_finite_row_keeps_its_finite_entries(tmp_path):
+    path = write(tmp_path / "d.h5", [20], a_dim=2)
+    with h5py.File(path, "a") as f:
+        f["action"][7] = [np.nan, 0.5]  # inside block 1, a used block
+    info = inspect_dataset(path, check_actions=False)
+    ref = ClipDataset(path, 4, 5, profile="reference", info=info)
+    block = ref.get(np.array([[0, 0]])).actions[0, 1].numpy()  # rows 5..9, dims (x, y)
+    assert block[4] == 0.0  # row 7, dim 0: the NaN entry
+    assert block[5] == pytest.approx((0.5 - ref.normalizer.mean[1]) / ref.normalizer.std[1])
+    assert np.count_nonzero(block) == 9
+    clean = ClipDataset(path, 4, 5, profile="clean", info=info)
+    with pytest.raises(DatasetError, match="non-finite actions in a used block"):
+        clean.get(np.array([[0, 0]]))
+
+
+def test_clip_split_is_the_seeded_reference_split():
+    clips = np.stack([np.repeat(np.arange(5), 4), np.tile(np.arange(4), 5)], axis=1)  # (20, 2)
+    train, val = clip_split(clips, 0.1, 3072)
+    perm = np.random.default_rng(3072).permutation(20)
+    assert val.tolist() == clips[np.sort(perm[:2])].tolist()
+    assert train.tolist() == clips[np.sort(perm[2:])].tolist()
+
+
+def test_dataset_info_has_no_episode_index_column(tmp_path):
+    names = {f.name for f in dataclasses.fields(DatasetInfo)}
+    assert "episode_index_column" not in names  # was filled and never read
+
+
+def test_writer_keeps_string_columns(tmp_path):
+    path = tmp_path / "s.h5"
+    with DatasetWriter(path, compression="none") as w:
+        for length in (3, 4):
+            act = np.zeros((length, 2), dtype=np.float32)
+            act[-1] = np.nan
+            w.add_episode(
+                {
+                    "pixels": np.zeros((length, 8, 8, 3), dtype=np.uint8),
+                    "action": act,
+                    "label": np.array(["a"] * length),
+                }
+            )
+    with h5py.File(path) as f:
+        assert [x.decode() for x in f["label"][()]] == ["a"] * 7
 
 
 def test_normalizer_ignores_nan_rows_and_round_trips(tmp_path):

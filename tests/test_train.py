@@ -9,6 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from lewm.config import apply_overrides, preset
+from lewm.data.clips import ClipBatch, clip_index, clip_split
+from lewm.data.hdf5 import inspect_dataset
 from lewm.errors import ConfigError, DatasetError, LewmError
 from lewm.train import lr_factor, train
 
@@ -128,3 +130,146 @@ def test_epoch_budget_is_converted_to_steps(tmp_path, synthetic_h5):
     bpe = conf["data"]["batches_per_epoch"]
     assert result.step == conf["train"]["steps"] == int(np.ceil(0.5 * bpe))
     assert conf["train"]["schedule_steps"] == 2 * bpe
+
+
+# Computed with the code before the training redesign (issue 9), 2 CPU threads: the redesign must
+# not change a single-process run. The tolerance only absorbs kernel reduction order (thread
+# count, CPU); a different batch, dropout draw, SIGReg direction or lr moves these by far more.
+PINNED = [  # step, loss, pred_loss, sigreg_loss, grad_norm, lr
+    (1, 0.47815024852752686, 0.23714546859264374, 2.677830934524536, 1.6131306886672974, 1e-3),
+    (
+        2,
+        0.4782886803150177,
+        0.23180855810642242,
+        2.7386679649353027,
+        1.7941720485687256,
+        9.045084971874737e-4,
+    ),
+    (
+        3,
+        0.4262616038322449,
+        0.1615866869688034,
+        2.9408321380615234,
+        1.069814920425415,
+        6.545084971874737e-4,
+    ),
+    (
+        4,
+        0.39822280406951904,
+        0.1294415295124054,
+        2.9864585399627686,
+        0.9880231618881226,
+        3.4549150281252633e-4,
+    ),
+    (
+        5,
+        0.38150644302368164,
+        0.10452691465616226,
+        3.077550172805786,
+        0.6665672063827515,
+        9.549150281252633e-5,
+    ),
+    (6, 0.37607550621032715, 0.09759775549173355, 3.0941972732543945, 0.5915703177452087, 0.0),
+]
+PINNED_VAL = {3: 0.3695676326751709, 6: 0.35141879320144653}
+
+
+def test_first_steps_match_the_numbers_before_the_redesign(tmp_path, synthetic_h5):
+    cfg = tiny(steps=6, **{"train.log_every": 1, "train.val_every": 3, "train.save_every": 3})
+    train(cfg, synthetic_h5, tmp_path / "run", progress=False)
+    m = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in m] == [p[0] for p in PINNED]
+    for r, (_, loss, pred, sigreg, grad_norm, lr) in zip(m, PINNED, strict=True):
+        assert r["loss"] == pytest.approx(loss, rel=1e-4)
+        assert r["pred_loss"] == pytest.approx(pred, rel=1e-4)
+        assert r["sigreg_loss"] == pytest.approx(sigreg, rel=1e-4)
+        assert r["grad_norm"] == pytest.approx(grad_norm, rel=1e-4)
+        assert r["lr"] == pytest.approx(lr, rel=1e-9, abs=1e-15)
+    assert {r["step"]: r["val_loss"] for r in m if "val_loss" in r} == pytest.approx(
+        PINNED_VAL, rel=2e-3
+    )
+
+
+def test_log_validation_and_save_cadences_are_independent(tmp_path, synthetic_h5, monkeypatch):
+    from lewm.run_dir import RunDir
+
+    saved = []
+    save = RunDir.save
+    monkeypatch.setattr(
+        RunDir, "save", lambda self, step, *a: (saved.append(step), save(self, step, *a))
+    )
+    kw = {"train.log_every": 3, "train.val_every": 2, "train.save_every": 5}
+    result = train(tiny(steps=7, **kw), synthetic_h5, tmp_path / "run", progress=False)
+    m = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in m] == [2, 3, 4, 6, 7]  # one record per step; the last has all
+    assert [r["step"] for r in m if "val_loss" in r] == [2, 4, 6, 7]
+    assert [r["step"] for r in m if "loss" in r] == [3, 6, 7]
+    assert saved == [5, 7]
+    assert "loss" in result.metrics and "val_loss" in result.metrics
+
+
+def test_multi_process_launch_is_refused_before_anything_is_written(
+    tmp_path, synthetic_h5, monkeypatch
+):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(LewmError, match="multi-process training is not available yet") as err:
+        train(tiny(steps=2), synthetic_h5, tmp_path / "run", progress=False)
+    assert "\n" not in str(err.value) and "SIGReg" in str(err.value)
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert train(tiny(steps=1), synthetic_h5, tmp_path / "run", progress=False).step == 1
+
+
+def test_config_resolution_is_pure(synthetic_h5):
+    from lewm.train_setup import resolve_config
+
+    cfg = tiny(steps=0, **{"train.epochs": 1.5, "train.schedule_epochs": 3})
+    before = cfg.to_dict()
+    out = resolve_config(cfg, inspect_dataset(synthetic_h5), batches_per_epoch=10)
+    assert cfg.to_dict() == before  # the input is not touched
+    assert out.model.action_dim == 2 and out.train.steps == 15 and out.train.schedule_steps == 30
+    out.model.encoder.depth = 99  # nothing is shared with the input either
+    assert cfg.model.encoder.depth != 99
+
+
+def test_clip_split_records_the_clips_it_used(tmp_path, synthetic_h5):
+    cfg = preset("tiny", "reference")
+    cfg.train.steps, cfg.train.split = 2, "clip"
+    train(cfg, synthetic_h5, tmp_path / "run", progress=False)
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert split["split"] == "clip"
+    assert "val_episodes" not in split and "train_episodes" not in split  # no unused episode split
+    clips = clip_index(inspect_dataset(synthetic_h5), np.arange(10), split["span"])
+    train_clips, val_clips = clip_split(clips, split["val_fraction"], split["seed"])
+    assert split["val_clips"] == val_clips.tolist() and split["n_clips"] == len(clips)
+    data = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
+    assert (data["train_clips"], data["val_clips"]) == (len(train_clips), len(val_clips))
+    assert (split["n_train_clips"], split["n_val_clips"]) == (len(train_clips), len(val_clips))
+
+
+def test_episode_split_is_recorded_as_such(tmp_path, synthetic_h5):
+    train(tiny(steps=1), synthetic_h5, tmp_path / "run", progress=False)
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert split["split"] == "episode" and len(split["val_episodes"]) == 1
+
+
+def test_train_step_refuses_a_non_finite_loss(tiny_cfg):
+    from lewm.model.world_model import LeWM
+    from lewm.train import NonFiniteLoss, train_step
+    from lewm.train_setup import build_optimizer, build_scheduler
+
+    tiny_cfg.train.schedule_steps = 10
+    model = LeWM(tiny_cfg.model)
+    opt = build_optimizer(model, tiny_cfg, torch.device("cpu"))
+    sched = build_scheduler(opt, tiny_cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def nan_loss(batch, generator):
+        p = next(model.parameters())
+        return {"loss": p.sum() * float("nan")}, torch.zeros(2, 4, 32)
+
+    batch = ClipBatch(torch.zeros(2, 4, 32, 32, 3, dtype=torch.uint8), torch.zeros(2, 4, 10))
+    with pytest.raises(NonFiniteLoss, match="non-finite"):
+        train_step(model, opt, sched, nan_loss, batch, torch.Generator(), 1.0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert sched.last_epoch == 0  # neither the optimiser nor the schedule stepped

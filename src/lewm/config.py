@@ -13,8 +13,6 @@ schedule length in steps) are computed from the data, never filled by hand.
 from __future__ import annotations
 
 import dataclasses
-import json
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -111,11 +109,13 @@ class OptimConfig:
 class TrainConfig:
     batch_size: int = 128
     steps: int = 0
-    """Stop after this many optimiser steps. 0: derive from ``epochs``."""
+    """Stop after this many optimiser steps. 0: derive from ``epochs``. A resume may move it up to
+    ``schedule_steps`` (``lewm train --resume --steps N``)."""
     epochs: float = 10.0
     """Used only when ``steps`` is 0: stop after this many passes over the training clips."""
     schedule_steps: int = 0
-    """Length S_tot of the lr schedule. 0: derive from ``schedule_epochs``."""
+    """Length S_tot of the lr schedule. 0: derive from ``schedule_epochs`` (at least ``steps``).
+    Fixed when a run starts; no resume trains past it (the lr there is 0)."""
     schedule_epochs: float = 100.0
     """Used only when ``schedule_steps`` is 0. The paper sizes the schedule for 100 epochs and stops at 10."""
     seed: int = 0
@@ -123,9 +123,13 @@ class TrainConfig:
     val_fraction: float = 0.1
     split_seed: int = 3072
     log_every: int = 50
+    """Log the mean training losses every this many steps (and at the last step)."""
     val_every: int = 500
+    """Validate on held-out clips every this many steps (and at the last step); independent of
+    ``log_every``."""
     val_batches: int = 8
     save_every: int = 1000
+    """Checkpoint every this many steps (and at the last step)."""
     in_memory: Literal["auto", "yes", "no"] = "auto"
     """Load pixels into RAM ('auto': when they fit in a quarter of the available memory)."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -147,9 +151,6 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
@@ -183,6 +184,8 @@ class Config:
             self.train.steps >= 0 and self.train.schedule_steps >= 0, "train.steps", "must be >= 0"
         )
         _check(0.0 < self.train.val_fraction < 1.0, "train.val_fraction", "must be in (0, 1)")
+        for key in ("log_every", "val_every", "save_every"):
+            _check(getattr(self.train, key) >= 1, f"train.{key}", "must be >= 1")
         _check(self.optim.lr > 0, "optim.lr", "must be > 0")
         _check(
             0.0 <= self.optim.warmup_fraction < 1.0, "optim.warmup_fraction", "must be in [0, 1)"
@@ -296,43 +299,46 @@ def set_path(cfg: Any, key: str, raw: str) -> None:
 
 def _coerce(raw: Any, tp: Any, key: str) -> Any:
     """Convert a string (or JSON value) to ``tp``; raise ConfigError on a mismatch."""
-    origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         raise ConfigError(f"{key} is a section; set its fields, e.g. {key}.<field>=...")
-    if origin is Literal:
+    if typing.get_origin(tp) is Literal:
         allowed = typing.get_args(tp)
         if raw not in allowed:
             raise ConfigError(f"{key}: {raw!r} is not one of {list(allowed)}")
         return raw
-    if tp is bool:
-        if isinstance(raw, bool):
-            return raw
-        if str(raw).lower() in ("true", "1", "yes"):
-            return True
-        if str(raw).lower() in ("false", "0", "no"):
-            return False
-        raise ConfigError(f"{key}: expected a boolean, got {raw!r}")
-    if tp is int:
-        if isinstance(raw, bool):
-            raise ConfigError(f"{key}: expected an integer, got {raw!r}")
-        try:
-            if isinstance(raw, float) and not raw.is_integer():
-                raise ValueError
-            return int(raw) if not isinstance(raw, str) else int(raw, 10)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected an integer, got {raw!r}") from None
-    if tp is float:
-        try:
-            if isinstance(raw, bool):
-                raise ValueError
-            return float(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a number, got {raw!r}") from None
-    if tp is str:
-        return str(raw)
-    if origin in (types.UnionType, typing.Union):  # pragma: no cover - no unions in configs today
+    convert = _SCALARS.get(tp)
+    if convert is None:
         raise ConfigError(f"{key}: unsupported type {tp}")
-    raise ConfigError(f"{key}: unsupported type {tp}")
+    try:
+        return convert(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected {_SCALAR_NAMES[tp]}, got {raw!r}") from None
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if str(raw).lower() in ("true", "1", "yes"):
+        return True
+    if str(raw).lower() in ("false", "0", "no"):
+        return False
+    raise ValueError(raw)
+
+
+def _to_int(raw: Any) -> int:
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+        raise ValueError(raw)
+    return int(raw, 10) if isinstance(raw, str) else int(raw)
+
+
+def _to_float(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError(raw)
+    return float(raw)
+
+
+_SCALARS = {bool: _to_bool, int: _to_int, float: _to_float, str: str}
+_SCALAR_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 
 
 def _from_dict(cls: type, d: dict[str, Any], prefix: str) -> Any:

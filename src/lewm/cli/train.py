@@ -16,7 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="small", help="tiny | small | paper (default: small)")
     p.add_argument("--profile", default="clean", help="clean (default) | reference")
     p.add_argument(
-        "--steps", type=int, help="stop after this many optimiser steps (overrides train.steps)"
+        "--steps",
+        type=int,
+        help="stop after this many optimiser steps (overrides train.steps); with --resume, the "
+        "new stop step, up to the run's train.schedule_steps (default: the run's own budget)",
     )
     p.add_argument("--seed", type=int, help="run seed (overrides train.seed)")
     p.add_argument(
@@ -43,15 +46,24 @@ def run(args: argparse.Namespace) -> int:
     from lewm.errors import ConfigError
     from lewm.train import train
 
-    cfg = apply_overrides(preset(args.preset, args.profile), args.overrides)
-    if args.steps is not None:
-        if args.steps <= 0:
-            raise ConfigError("--steps must be positive")
-        cfg.train.steps = args.steps
-        if cfg.train.schedule_steps and cfg.train.schedule_steps < args.steps:
-            cfg.train.schedule_steps = 0  # re-derive: the schedule must cover the run
-    if args.seed is not None:
-        cfg.train.seed = args.seed
+    if args.steps is not None and args.steps <= 0:
+        raise ConfigError("--steps must be positive")
+    cfg = preset(args.preset, args.profile)
+    if args.resume:
+        # The run's saved config is used; only the stop step can move, and only when --steps is
+        # given (the preset's default would silently change the run's budget).
+        if args.overrides or args.seed is not None:
+            raise ConfigError(
+                "--resume continues a run with its saved config.json; --set and --seed cannot "
+                "change it (only --steps moves the stop step)"
+            )
+        cfg.train.steps = args.steps or 0
+    else:
+        cfg = apply_overrides(cfg, args.overrides)
+        if args.steps is not None:
+            cfg.train.steps = args.steps
+        if args.seed is not None:
+            cfg.train.seed = args.seed
     result = train(
         cfg,
         args.data,

@@ -29,7 +29,7 @@ from lewm.errors import DatasetError
 @dataclass
 class ClipBatch:
     pixels: torch.Tensor  # uint8 (B, T, H, W, 3)
-    actions: torch.Tensor  # float32 (B, T, f*A), normalised; NaN blocks replaced by 0
+    actions: torch.Tensor  # float32 (B, T, f*A), normalised; non-finite entries replaced by 0
 
 
 def episode_split(n_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,6 +41,18 @@ def episode_split(n_episodes: int, val_fraction: float, seed: int) -> tuple[np.n
     perm = np.random.default_rng(seed).permutation(n_episodes)
     n_val = min(max(1, int(round(n_episodes * val_fraction))), n_episodes - 1)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def clip_split(clips: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's leaky split of clip indices (spec §4.6; ``train.split=clip``).
+
+    ``clips`` (n, 2) is every (episode, start) of the file in order; a seeded
+    permutation sends its first ``int(n * val_fraction)`` entries to validation.
+    Returns (train, validation) clip arrays, each in file order.
+    """
+    perm = np.random.default_rng(seed).permutation(len(clips))
+    n_val = int(len(clips) * val_fraction)
+    return clips[np.sort(perm[n_val:])], clips[np.sort(perm[:n_val])]
 
 
 def clip_index(info: DatasetInfo, episodes: np.ndarray, span: int) -> np.ndarray:
@@ -63,8 +75,10 @@ class ClipDataset:
         frameskip: raw steps between frames.
         normalizer: action statistics (fit on the whole file by default; see :meth:`fit_normalizer`).
         in_memory: "auto" | "yes" | "no": load ``pixels`` into RAM.
-        profile: "clean" asserts that the used blocks (0..num_steps-2) are finite; "reference"
-            zero-fills NaN blocks after normalisation like the reference.
+        profile: "clean" asserts that the used blocks (0..num_steps-2) are finite; both
+            profiles then replace non-finite entries by 0 (the mean action) after normalisation,
+            entry by entry like the reference (spec §4.1). In a file that passes
+            ``inspect_dataset`` that is only each episode's NaN last row, in the unused last block.
     """
 
     def __init__(
@@ -143,12 +157,12 @@ class ClipDataset:
         blocks = act.reshape(
             len(rows), self.num_steps, self.frameskip * act.shape[-1]
         )  # step-major
-        finite = np.isfinite(blocks).all(-1)  # (n, T)
+        finite = np.isfinite(blocks)  # (n, T, f*A)
         if self.profile == "clean" and not finite[:, : self.num_steps - 1].all():
             raise DatasetError(
                 f"{self.path}: a sampled clip has non-finite actions in a used block"
             )
-        blocks = np.where(finite[..., None], blocks, 0.0).astype(np.float32)
+        blocks = np.where(finite, blocks, 0.0).astype(np.float32)  # only the bad entries
         return ClipBatch(torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(blocks))
 
 
@@ -181,6 +195,14 @@ class ClipLoader:
         q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
 
+        def put(item) -> None:  # blocks while the queue is full, unless the consumer stopped
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
         def produce() -> None:
             i, order_epoch, order = start_batch, -1, None
             try:
@@ -190,16 +212,10 @@ class ClipLoader:
                         order = self.epoch_order(epoch)
                         order_epoch = epoch
                     idx = order[pos * self.batch_size : (pos + 1) * self.batch_size]
-                    batch = self.dataset.get(self.clips[idx])
-                    while not stop.is_set():
-                        try:
-                            q.put(batch, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
+                    put(self.dataset.get(self.clips[idx]))
                     i += 1
             except BaseException as exc:  # surface loader errors in the training thread
-                q.put(exc)
+                put(exc)
 
         thread = threading.Thread(target=produce, daemon=True)
         thread.start()
@@ -210,4 +226,7 @@ class ClipLoader:
                     raise item
                 yield item
         finally:
+            # Wait for the producer: a thread still gathering a batch when the interpreter
+            # exits can abort the process ("terminate called without an active exception").
             stop.set()
+            thread.join()

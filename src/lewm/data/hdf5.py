@@ -22,7 +22,6 @@ from lewm.errors import DatasetError
 
 FORMAT_VERSION = 1
 REQUIRED_COLUMNS = ("pixels", "action", "ep_len", "ep_offset")
-EPISODE_INDEX_NAMES = ("ep_idx", "episode_idx")
 BLOSC_FILTER_ID = 32001
 COMPRESSIONS = ("gzip", "blosc", "none")
 
@@ -60,7 +59,6 @@ class DatasetInfo:
     columns: dict[str, tuple[tuple[int, ...], str]]  # name -> (shape, dtype)
     image_size: tuple[int, int]  # (H, W)
     action_dim: int
-    episode_index_column: str | None
     attrs: dict
 
     @property
@@ -85,64 +83,17 @@ def _inspect(f: h5py.File, path: Path, *, check_actions: bool) -> DatasetInfo:
         raise DatasetError(
             f"{path}: missing column(s) {missing}; the reference layout needs {list(REQUIRED_COLUMNS)}"
         )
-    columns = {}
-    for name, obj in f.items():
-        if isinstance(obj, h5py.Dataset):
-            columns[name] = (tuple(obj.shape), str(obj.dtype))
-
-    ep_len = np.asarray(f["ep_len"][()], dtype=np.int64)
-    ep_offset = np.asarray(f["ep_offset"][()], dtype=np.int64)
-    if ep_len.ndim != 1 or ep_offset.shape != ep_len.shape:
-        raise DatasetError(
-            f"{path}: ep_len {ep_len.shape} and ep_offset {ep_offset.shape} must be 1-D of equal length"
-        )
-    if (ep_len <= 0).any():
-        raise DatasetError(f"{path}: ep_len has non-positive entries")
-    expected_offset = np.concatenate([[0], np.cumsum(ep_len)[:-1]]) if len(ep_len) else ep_len
-    if not np.array_equal(ep_offset, expected_offset):
-        raise DatasetError(f"{path}: ep_offset is not the exclusive cumulative sum of ep_len")
+    columns = {
+        name: (tuple(obj.shape), str(obj.dtype))
+        for name, obj in f.items()
+        if isinstance(obj, h5py.Dataset)
+    }
+    ep_len, ep_offset = _episode_index(f, path)
     n_rows = int(ep_len.sum())
-
-    pixels = f["pixels"]
-    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3:
-        raise DatasetError(
-            f"{path}: column 'pixels' must be uint8 (N, H, W, 3), got {pixels.dtype} {pixels.shape}"
-        )
-    action = f["action"]
-    if action.ndim != 2 or not np.issubdtype(action.dtype, np.floating):
-        raise DatasetError(
-            f"{path}: column 'action' must be float (N, A), got {action.dtype} {action.shape}"
-        )
-    for name, (shape, _) in columns.items():
-        if name in ("ep_len", "ep_offset"):
-            continue
-        if not shape or shape[0] != n_rows:
-            raise DatasetError(
-                f"{path}: column {name!r} has {shape[0] if shape else 0} rows, expected {n_rows} (sum of ep_len)"
-            )
-    if pixels.chunks is not None and pixels.compression is None:
-        filters = pixels.id.get_create_plist()
-        ids = [filters.get_filter(i)[0] for i in range(filters.get_nfilters())]
-        if BLOSC_FILTER_ID in ids and not _ensure_filters():
-            raise DatasetError(
-                f"{path}: pixels are Blosc-compressed (paper-era file); `pip install hdf5plugin` to read it"
-            )
-
+    pixels, action = f["pixels"], f["action"]
+    _check_columns(pixels, action, columns, n_rows, path)
     if check_actions:
-        a = np.asarray(action[()], dtype=np.float64)
-        last = ep_offset + ep_len - 1
-        interior = np.ones(n_rows, dtype=bool)
-        interior[last] = False
-        bad = ~np.isfinite(a[interior]).all(axis=1)
-        if bad.any():
-            row = int(np.flatnonzero(interior)[np.flatnonzero(bad)[0]])
-            ep = int(np.searchsorted(ep_offset, row, side="right") - 1)
-            raise DatasetError(
-                f"{path}: column 'action' has NaN/inf in non-terminal row {row} "
-                f"(episode {ep}, step {row - ep_offset[ep]}); only each episode's last row may be NaN"
-            )
-
-    ep_col = next((c for c in EPISODE_INDEX_NAMES if c in f), None)
+        _check_action_rows(np.asarray(action[()], dtype=np.float64), ep_len, ep_offset, path)
     attrs = {}
     if "lewm_meta" in f.attrs:
         try:
@@ -158,9 +109,62 @@ def _inspect(f: h5py.File, path: Path, *, check_actions: bool) -> DatasetInfo:
         columns=columns,
         image_size=(int(pixels.shape[1]), int(pixels.shape[2])),
         action_dim=int(action.shape[1]),
-        episode_index_column=ep_col,
         attrs=attrs,
     )
+
+
+def _episode_index(f: h5py.File, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``ep_len`` and ``ep_offset`` (int64, E), checked: positive lengths, exclusive cumsum."""
+    ep_len = np.asarray(f["ep_len"][()], dtype=np.int64)
+    ep_offset = np.asarray(f["ep_offset"][()], dtype=np.int64)
+    if ep_len.ndim != 1 or ep_offset.shape != ep_len.shape:
+        raise DatasetError(
+            f"{path}: ep_len {ep_len.shape} and ep_offset {ep_offset.shape} must be 1-D of equal length"
+        )
+    if (ep_len <= 0).any():
+        raise DatasetError(f"{path}: ep_len has non-positive entries")
+    expected_offset = np.concatenate([[0], np.cumsum(ep_len)[:-1]]) if len(ep_len) else ep_len
+    if not np.array_equal(ep_offset, expected_offset):
+        raise DatasetError(f"{path}: ep_offset is not the exclusive cumulative sum of ep_len")
+    return ep_len, ep_offset
+
+
+def _check_columns(pixels, action, columns: dict, n_rows: int, path: Path) -> None:
+    """Dtypes and shapes of ``pixels`` and ``action``, N rows in every column, Blosc readable."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3:
+        raise DatasetError(
+            f"{path}: column 'pixels' must be uint8 (N, H, W, 3), got {pixels.dtype} {pixels.shape}"
+        )
+    if action.ndim != 2 or not np.issubdtype(action.dtype, np.floating):
+        raise DatasetError(
+            f"{path}: column 'action' must be float (N, A), got {action.dtype} {action.shape}"
+        )
+    for name, (shape, _) in columns.items():
+        if name not in ("ep_len", "ep_offset") and (not shape or shape[0] != n_rows):
+            raise DatasetError(
+                f"{path}: column {name!r} has {shape[0] if shape else 0} rows, expected {n_rows} (sum of ep_len)"
+            )
+    if pixels.chunks is not None and pixels.compression is None:
+        filters = pixels.id.get_create_plist()
+        ids = [filters.get_filter(i)[0] for i in range(filters.get_nfilters())]
+        if BLOSC_FILTER_ID in ids and not _ensure_filters():
+            raise DatasetError(
+                f"{path}: pixels are Blosc-compressed (paper-era file); `pip install hdf5plugin` to read it"
+            )
+
+
+def _check_action_rows(a: np.ndarray, ep_len, ep_offset, path: Path) -> None:
+    """Only each episode's last action row may hold NaN/inf (the reference alignment)."""
+    interior = np.ones(len(a), dtype=bool)
+    interior[ep_offset + ep_len - 1] = False
+    bad = ~np.isfinite(a[interior]).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(interior)[np.flatnonzero(bad)[0]])
+        ep = int(np.searchsorted(ep_offset, row, side="right") - 1)
+        raise DatasetError(
+            f"{path}: column 'action' has NaN/inf in non-terminal row {row} "
+            f"(episode {ep}, step {row - ep_offset[ep]}); only each episode's last row may be NaN"
+        )
 
 
 class DatasetWriter:
@@ -213,32 +217,7 @@ class DatasetWriter:
         added by the writer.
         """
         cols = {k: np.asarray(v) for k, v in columns.items()}
-        for required in ("pixels", "action"):
-            if required not in cols:
-                raise DatasetError(f"episode is missing column {required!r}")
-        for reserved in ("ep_len", "ep_offset", "ep_idx", "episode_idx", "step_idx"):
-            if reserved in cols:
-                raise DatasetError(f"column {reserved!r} is written by the writer; do not pass it")
-        length = len(cols["pixels"])
-        if length < 1:
-            raise DatasetError("an episode needs at least one row")
-        for name, arr in cols.items():
-            if arr.ndim == 0 or len(arr) != length:
-                raise DatasetError(
-                    f"column {name!r} has {len(arr) if arr.ndim else 0} rows, pixels has {length}"
-                )
-        px, act = cols["pixels"], cols["action"]
-        if px.dtype != np.uint8 or px.ndim != 4 or px.shape[-1] != 3:
-            raise DatasetError(f"pixels must be uint8 (L, H, W, 3), got {px.dtype} {px.shape}")
-        if act.ndim != 2 or not np.issubdtype(act.dtype, np.floating):
-            raise DatasetError(f"action must be float (L, A), got {act.dtype} {act.shape}")
-        if not np.isnan(act[-1]).all():
-            raise DatasetError(
-                "the last action row of an episode must be NaN (reference alignment)"
-            )
-        if not np.isfinite(act[:-1]).all():
-            raise DatasetError("non-terminal action rows must be finite")
-
+        length = _check_episode(cols)
         ep = len(self._ep_len)
         cols["ep_idx"] = np.full(length, ep, dtype=np.int32)
         cols["step_idx"] = np.arange(length, dtype=np.int32)
@@ -285,10 +264,7 @@ class DatasetWriter:
             self._f.create_dataset(
                 name, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=dtype, **kwargs
             )
-            self._spec[name] = (
-                row_shape,
-                np.dtype(dtype) if dtype is not h5py.string_dtype() else dtype,
-            )
+            self._spec[name] = (row_shape, np.dtype(dtype))
 
     # -- finishing -----------------------------------------------------------
     @property
@@ -324,3 +300,31 @@ class DatasetWriter:
             self.close()
         else:
             self.abort()
+
+
+def _check_episode(cols: Mapping[str, np.ndarray]) -> int:
+    """Check one episode's columns for :meth:`DatasetWriter.add_episode`; returns its length."""
+    for required in ("pixels", "action"):
+        if required not in cols:
+            raise DatasetError(f"episode is missing column {required!r}")
+    for reserved in ("ep_len", "ep_offset", "ep_idx", "episode_idx", "step_idx"):
+        if reserved in cols:
+            raise DatasetError(f"column {reserved!r} is written by the writer; do not pass it")
+    length = len(cols["pixels"])
+    if length < 1:
+        raise DatasetError("an episode needs at least one row")
+    for name, arr in cols.items():
+        if arr.ndim == 0 or len(arr) != length:
+            raise DatasetError(
+                f"column {name!r} has {len(arr) if arr.ndim else 0} rows, pixels has {length}"
+            )
+    px, act = cols["pixels"], cols["action"]
+    if px.dtype != np.uint8 or px.ndim != 4 or px.shape[-1] != 3:
+        raise DatasetError(f"pixels must be uint8 (L, H, W, 3), got {px.dtype} {px.shape}")
+    if act.ndim != 2 or not np.issubdtype(act.dtype, np.floating):
+        raise DatasetError(f"action must be float (L, A), got {act.dtype} {act.shape}")
+    if not np.isnan(act[-1]).all():
+        raise DatasetError("the last action row of an episode must be NaN (reference alignment)")
+    if not np.isfinite(act[:-1]).all():
+        raise DatasetError("non-terminal action rows must be finite")
+    return length
