@@ -44,6 +44,10 @@ def test_run_dir_round_trip(tmp_path, model, tiny_cfg):
         assert torch.equal(a, b)
     assert loaded.action_normalizer == model.action_normalizer
     assert json.loads((tmp_path / "config.json").read_text())["step"] == 7
+    prov = loaded.provenance
+    assert (prov.source, prov.step, prov.action_stats) == ("lewm", 7, "run")
+    assert prov.config == tiny_cfg and prov.data["path"] == "x.h5"
+    assert not hasattr(loaded, "run_meta") and not hasattr(loaded, "run_config")
 
 
 @pytest.mark.parametrize("naming", ["4.x", "5.x"])
@@ -60,11 +64,28 @@ def test_authors_format_both_namings(tmp_path, model, naming):
         rc["predictor"]["_target_"].endswith("Predictor")
         and rc["action_encoder"]["input_dim"] == 10
     )
-    loaded = lewm.load(tmp_path)
-    assert loaded.reference_layout == naming
+    loaded = lewm.load(tmp_path, identity_normalizer=True)
+    assert loaded.provenance.layout == naming and loaded.provenance.source == "reference"
     for a, b in zip(outputs(model), outputs(loaded), strict=True):
         assert torch.equal(a, b)
-    assert loaded.action_normalizer is None  # the release carries no statistics
+    assert loaded.action_normalizer is None  # raw action units, asked for explicitly
+    assert loaded.provenance.action_stats == "identity"
+
+
+def test_authors_checkpoint_requires_action_statistics(tmp_path, model, synthetic_h5):
+    """Without statistics the planner would silently work in raw action units."""
+    export_reference(model, tmp_path)
+    with pytest.raises(CheckpointError, match="carry no action statistics.*--stats-from"):
+        lewm.load(tmp_path)
+    with pytest.raises(CheckpointError, match="not both"):
+        lewm.load(tmp_path, stats_from=synthetic_h5, identity_normalizer=True)
+    fitted = lewm.load(tmp_path, stats_from=synthetic_h5)
+    assert fitted.provenance.action_stats == f"file:{synthetic_h5}"
+
+
+def test_new_model_has_empty_provenance(model):
+    assert model.provenance.source == "new" and model.provenance.step is None
+    assert dict(model.provenance.meta) == {} and model.provenance.env is None
 
 
 def test_paper_release_config_bytes(tmp_path):
@@ -108,7 +129,7 @@ def test_strict_loading_names_keys(tmp_path, model):
         CheckpointError,
         match=r"missing 1 key\(s\): predictor.pos_embedding.*unexpected.*predictor.extra",
     ):
-        lewm.load(tmp_path)
+        lewm.load(tmp_path, identity_normalizer=True)
 
 
 def test_shape_mismatch_is_reported(tmp_path, model):
@@ -117,7 +138,7 @@ def test_shape_mismatch_is_reported(tmp_path, model):
     sd["predictor.pos_embedding"] = torch.zeros(1, 4, 32)
     torch.save(sd, tmp_path / "weights.pt")
     with pytest.raises(CheckpointError, match="shape mismatch: predictor.pos_embedding"):
-        lewm.load(tmp_path)
+        lewm.load(tmp_path, identity_normalizer=True)
 
 
 def test_pickled_objects_are_refused(tmp_path, model):
@@ -126,7 +147,7 @@ def test_pickled_objects_are_refused(tmp_path, model):
         {"model": model}, tmp_path / "weights.pt"
     )  # a whole pickled module, as the reference once did
     with pytest.raises(CheckpointError, match="plain state dict"):
-        lewm.load(tmp_path)
+        lewm.load(tmp_path, identity_normalizer=True)
 
 
 def test_missing_checkpoint(tmp_path):

@@ -173,7 +173,11 @@ def test_results_schema_same_pairs_and_repeatable(tworoom_run, tmp_path):
         assert entry["already_solved_fraction"] == np.mean([e["already_solved"] for e in mine])
     rates = [s["success_rate"] for s in res["per_seed"]]
     assert res["success_rate"] == pytest.approx(np.mean(rates))
-    assert res["success_rate_std"] == pytest.approx(np.std(rates))
+    # the sample std over seeds (ddof 1), and results.json says which std it is
+    assert res["success_rate_std"] == pytest.approx(np.std(rates, ddof=1))
+    floor = [s["random_success_rate"] for s in res["per_seed"]]
+    assert res["random_success_rate_std"] == pytest.approx(np.std(floor, ddof=1))
+    assert "sample std" in res["std_kind"] and "ddof=1" in res["std_kind"]
     for e in eps:
         if e["success"]:
             assert 1 <= e["steps_to_success"] <= 25 and e["final_distance"] < 16.0
@@ -189,7 +193,9 @@ def test_results_schema_same_pairs_and_repeatable(tworoom_run, tmp_path):
 
 def test_reference_profile_uses_the_file_as_is(tworoom_run):
     run, data = tworoom_run
-    res = evaluate(run, "tworoom", data, None, episodes=3, budget=25, profile="reference", **FAST)
+    res = evaluate(
+        run, "tworoom", data, None, episodes=3, seeds=(42,), budget=25, profile="reference", **FAST
+    )
     assert res["profile"] == "reference" and res["held_out"] is False
     from lewm.data.hdf5 import inspect_dataset
 
@@ -197,6 +203,72 @@ def test_reference_profile_uses_the_file_as_is(tworoom_run):
     want = draw_pairs(info.ep_len, info.ep_offset, 25, 3, 42)  # over every episode
     assert [e["start_row"] for e in res["episodes"]] == [p.start_row for p in want]
     assert any("training episodes" in w for w in res["warnings"])
+
+
+def test_one_seed_has_no_std(tworoom_run):
+    """A single seed has no spread: the stds are null, not 0.0."""
+    run, data = tworoom_run
+    res = evaluate(run, "tworoom", data, None, episodes=2, seeds=(42,), budget=25, **FAST)
+    assert res["seeds"] == [42] and len(res["per_seed"]) == 1
+    assert res["success_rate_std"] is None and res["random_success_rate_std"] is None
+    assert res["success_rate"] == res["per_seed"][0]["success_rate"]
+
+
+def test_default_seeds_are_three():
+    from lewm.eval.config import EvalConfig
+
+    assert EvalConfig().seeds == (42, 43, 44)
+
+
+def test_results_read_the_model_provenance(tworoom_run):
+    """Step, preset and the held-out decision come from ``model.provenance``."""
+    import lewm
+
+    run, data = tworoom_run
+    model = lewm.load(run)
+    res = evaluate(run, "tworoom", data, None, episodes=1, seeds=(42,), budget=25, **FAST)
+    assert res["checkpoint_step"] == model.provenance.step == 3
+    assert res["preset"] == model.provenance.preset == "tiny"
+    assert res["action_stats"] == "run" and res["held_out"] is True
+
+
+class _Double:
+    """A model-like object: only what choose_episodes reads."""
+
+
+def test_held_out_from_a_provenance_double(tworoom_run):
+    from lewm.model.provenance import Provenance
+
+    run, data = tworoom_run
+    bare = choose_episodes(_Double(), run, data, 6, "clean")  # no provenance: nothing known
+    assert bare.held_out is None and bare.episodes is None
+    double = _Double()
+    double.provenance = Provenance(source="lewm", meta={"data": {"path": str(data)}})
+    known = choose_episodes(double, run, data, 6, "clean")
+    split = json.loads((run / "split.json").read_text())
+    assert known.held_out is True and known.episodes.tolist() == split["val_episodes"]
+
+
+def test_authors_checkpoint_needs_action_statistics(tworoom_run, tmp_path):
+    """No statistics in the authors' format: --stats-from, --identity-normalizer, or (reference
+    profile only) the evaluation file, as the reference planner does."""
+    import lewm
+    from lewm.checkpoint import export_reference
+    from lewm.errors import CheckpointError
+
+    run, data = tworoom_run
+    ref = export_reference(lewm.load(run), tmp_path / "authors")
+    small = dict(episodes=1, seeds=(42,), budget=25)
+    kw = {**small, **FAST}
+    _raises_without_results(
+        CheckpointError, "action statistics", tmp_path, ref, "tworoom", data, **small
+    )
+    raw = evaluate(ref, "tworoom", data, None, identity_normalizer=True, **kw)
+    assert raw["action_stats"] == "identity" and raw["held_out"] is None
+    fitted = evaluate(ref, "tworoom", data, None, stats_from=data, **kw)
+    assert fitted["action_stats"] == f"file:{data}"
+    reference = evaluate(ref, "tworoom", data, None, profile="reference", **kw)
+    assert reference["action_stats"] == f"file:{data}"
 
 
 def _raises_without_results(exc, match, tmp_path, *args, **kwargs):
@@ -224,7 +296,9 @@ def test_bad_input(tworoom_run, tmp_path):
     # frames of another size: refused unless resized on request
     small = collect("tworoom", "expert", 2, 24, 1, tmp_path / "tr24.h5", progress=False)
     err(EvaluationError, "--resize-frames", tmp_path, run, "tworoom", small)
-    res = evaluate(run, "tworoom", small, None, episodes=1, budget=25, resize_frames=True, **FAST)
+    res = evaluate(
+        run, "tworoom", small, None, episodes=1, seeds=(42,), budget=25, resize_frames=True, **FAST
+    )
     assert res["resize_frames"] and res["held_out"] is True
     # actions of another dimension
     odd = tmp_path / "a3.h5"
@@ -314,7 +388,10 @@ def test_console_script_end_to_end(tmp_path):
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     res = json.loads((out / "results.json").read_text())
     assert summary["success_rate"] == res["success_rate"]
-    assert len(res["episodes"]) == 2 and res["solver"]["topk"] == 2  # samples/10, at least 2
+    assert summary["std_kind"] == res["std_kind"]
+    assert res["seeds"] == [42, 43, 44]  # the default, like the demo
+    assert "± = sample std over 3 seeds, ddof 1" in proc.stderr  # every ± says which std
+    assert len(res["episodes"]) == 6 and res["solver"]["topk"] == 2  # samples // 10, at least 2
     assert res["solves"] >= 2 and res["plan_seconds_mean"] > 0
     assert len(list((out / "videos").glob("*.gif"))) == 1
     # bad input: non-zero exit, a one-line error, no results.json

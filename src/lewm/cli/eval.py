@@ -24,8 +24,17 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output directory for results.json and videos/")
     p.add_argument("--episodes", type=int, default=50, help="start/goal pairs per seed (50)")
     p.add_argument(
-        "--seeds", default="42", help="comma-separated evaluation seeds (default 42; use 3+)"
+        "--seeds",
+        default="42,43,44",
+        help="comma-separated evaluation seeds (default 42,43,44, like the demo; spec §7.4: 3+)",
     )
+    _add_solver_args(p)
+    _add_protocol_args(p)
+    _add_model_args(p)
+    p.set_defaults(func=run)
+
+
+def _add_solver_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solver", default="cem", help="cem (default), icem, mppi or gradient")
     p.add_argument("--samples", type=int, help="candidates per iteration (solver default: 300)")
     p.add_argument(
@@ -34,16 +43,12 @@ def register(subparsers) -> None:
     p.add_argument(
         "--topk",
         type=int,
-        help="elites (cem, icem, mppi; default 30, or samples/10 with --samples)",
+        help="elites (cem, icem, mppi; default 30, or samples // 10 (at least 2) with --samples)",
     )
-    p.add_argument(
-        "--solver-set",
-        dest="solver_set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other solver setting, e.g. --solver-set lr=0.05 (repeatable)",
-    )
+    _add_key_values(p, "--solver-set", "any other solver setting, e.g. --solver-set lr=0.05")
+
+
+def _add_protocol_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon", type=int, default=5, help="plan length in action blocks (5)")
     p.add_argument(
         "--receding", type=int, default=None, help="blocks executed per plan (default: horizon)"
@@ -58,21 +63,44 @@ def register(subparsers) -> None:
         choices=("clean", "reference"),
         help="clean (held-out episodes, per-episode solver streams) or reference",
     )
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
+    _add_key_values(
+        p, "--env-set", "environment constructor keyword, e.g. --env-set rest_start=true"
+    )
+
+
+def _add_key_values(p: argparse.ArgumentParser, flag: str, what: str) -> None:
+    """A repeatable ``FLAG KEY=VALUE`` collected into a list (parsed by :func:`_settings`)."""
+    dest = flag.lstrip("-").replace("-", "_")
     p.add_argument(
-        "--env-set",
-        dest="env_set",
+        flag,
+        dest=dest,
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="environment constructor keyword, e.g. --env-set rest_start=true (repeatable)",
+        help=f"{what} (repeatable)",
     )
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
     p.add_argument(
         "--resize-frames",
         action="store_true",
         help="resize dataset frames to the model's image size instead of refusing a mismatch",
     )
-    p.set_defaults(func=run)
+    p.add_argument(
+        "--stats-from",
+        dest="stats_from",
+        metavar="FILE.h5",
+        help="authors' checkpoints: the training file whose actions give the normalisation "
+        "statistics (default under --profile reference: the evaluation file)",
+    )
+    p.add_argument(
+        "--identity-normalizer",
+        dest="identity_normalizer",
+        action="store_true",
+        help="plan in raw action units: only for checkpoints trained without normalisation",
+    )
 
 
 def _settings(items: list[str], flag: str) -> dict:
@@ -93,42 +121,59 @@ def _settings(items: list[str], flag: str) -> dict:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    import json
-
-    from lewm.errors import ConfigError
-    from lewm.eval.protocol import evaluate
-
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
+def _solver_settings(args: argparse.Namespace) -> dict:
+    """--solver-set, then --samples/--iters/--topk; with --samples alone, the one top-k rule."""
     settings = _settings(args.solver_set, "--solver-set")
     iters_key = "steps" if args.solver == "gradient" else "iterations"
     for key, value in (("samples", args.samples), (iters_key, args.iters), ("topk", args.topk)):
         if value is not None:
             settings[key] = value
-    if args.samples is not None and args.topk is None and "topk" not in settings:
+    if args.samples is not None and "topk" not in settings:
         from dataclasses import fields
 
         from lewm.planning import SOLVERS
+        from lewm.planning.solvers import default_topk
 
-        cls = SOLVERS.get(args.solver)  # an unknown name is reported by evaluate()
+        cls = SOLVERS.get(args.solver)  # an unknown name is reported by EvalConfig
         known = {f.name: f.default for f in fields(cls)} if cls is not None else {}
         if "topk" in known:
-            topk = max(2, round(args.samples / 10))  # the paper's 30 of 300
+            topk = default_topk(args.samples)  # the paper's 30 of 300
             # iCEM re-inserts keep_elites elites, so it needs at least that many
-            topk = max(topk, int(settings.get("keep_elites", known.get("keep_elites", 0))))
-            settings["topk"] = topk
-    results = evaluate(
-        args.ckpt,
-        args.env,
-        args.data,
-        args.out,
+            settings["topk"] = max(
+                topk, int(settings.get("keep_elites", known.get("keep_elites", 0)))
+            )
+    return settings
+
+
+def _headline(results: dict) -> str:
+    """One human line; every ± is the sample std over seeds (ddof 1), and says so."""
+    n = len(results["seeds"])
+
+    def rate(key: str) -> str:
+        std = results[f"{key}_std"]
+        return f"{results[key]:.1f} %" if std is None else f"{results[key]:.1f} ± {std:.1f} %"
+
+    note = "one seed, no std" if n == 1 else f"± = sample std over {n} seeds, ddof 1"
+    return f"success {rate('success_rate')}, random floor {rate('random_success_rate')} ({note})"
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from lewm.errors import ConfigError
+    from lewm.eval.config import EvalConfig
+    from lewm.eval.protocol import evaluate
+
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
+    config = EvalConfig(
         episodes=args.episodes,
         seeds=seeds,
         solver=args.solver,
-        solver_settings=settings,
+        solver_settings=_solver_settings(args),
         horizon=args.horizon,
         receding=args.receding,
         context=args.context,
@@ -139,11 +184,17 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         env_kwargs=_settings(args.env_set, "--env-set"),
         resize_frames=args.resize_frames,
+        stats_from=args.stats_from,
+        identity_normalizer=args.identity_normalizer,
     )
+    results = evaluate(args.ckpt, args.env, args.data, args.out, config)
+    print(_headline(results), file=sys.stderr, flush=True)
     keys = (
         "success_rate",
         "success_rate_std",
         "random_success_rate",
+        "random_success_rate_std",
+        "std_kind",
         "already_solved_fraction",
         "success_rate_excluding_solved",
         "plan_seconds_mean",

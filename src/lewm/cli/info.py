@@ -33,9 +33,12 @@ def run(args: argparse.Namespace) -> int:
     if args.ckpt:
         from lewm.checkpoint import load
 
-        model = load(args.ckpt)
-        cfg_dict = getattr(model, "run_meta", None) or {"model": _asdict(model.cfg)}
+        # Parameter counts do not depend on action statistics: the authors' checkpoints carry none.
+        model = load(args.ckpt, identity_normalizer=_is_reference(args.ckpt))
+        prov = model.provenance
+        cfg_dict = dict(prov.meta) or {"model": _asdict(model.cfg)}
         preset_name, profile = cfg_dict.get("preset"), cfg_dict.get("profile")
+        provenance = prov.to_dict()
     else:
         if args.action_dim <= 0:
             raise ConfigError("--action-dim must be positive")
@@ -47,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         with torch.device("meta"):  # shapes only: instant even at the paper size
             model = LeWM(cfg.model)
         cfg_dict, preset_name, profile = cfg.to_dict(), cfg.preset, cfg.profile
+        provenance = model.provenance.to_dict()
     counts = model.parameter_counts()
     buffers = sum(b.numel() for b in model.buffers())
     out = {
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         "buffers": buffers,
         "state_dict_tensors": len(model.state_dict()),
         "config": cfg_dict,
+        "provenance": provenance,
     }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -65,7 +70,20 @@ def run(args: argparse.Namespace) -> int:
         for k, v in out["params_per_module"].items():
             print(f"  {k:15s} {v:>12,}")
         print(f"  buffers         {buffers:>12,}")
+        if provenance["source"] != "new":
+            known = {k: v for k, v in provenance.items() if v is not None}
+            print("  provenance      " + ", ".join(f"{k}={v}" for k, v in known.items()))
     return 0
+
+
+def _is_reference(path: str) -> bool:
+    """Whether ``path`` is in the authors' format (no model.safetensors of ours)."""
+    from pathlib import Path
+
+    from lewm.checkpoint import WEIGHTS_FILE
+
+    p = Path(path)
+    return p.suffix == ".pt" or (p.is_dir() and not (p / WEIGHTS_FILE).is_file())
 
 
 def _asdict(obj):

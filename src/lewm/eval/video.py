@@ -115,3 +115,33 @@ def _captions(width: int, panel: int) -> np.ndarray:
     for k, label in enumerate(LABELS):
         draw.text((k * (panel + GAP) + 2, 1), label, fill=(0, 0, 0))
     return np.asarray(img)
+
+
+def write_seed_videos(
+    folder: str | os.PathLike,
+    seed: int,
+    pairs: Sequence,
+    mpc,
+    pair_data: Sequence,
+    keep: int,
+) -> list[Path]:
+    """GIFs of the seed's first ``keep`` pairs: ``seed{S}_pair{i}_ep{E}_{success|fail}.gif``.
+
+    Args:
+        pairs, pair_data: the seed's ``EvalPair`` and ``PairData`` (with continuations).
+        mpc: the seed's MPC ``RunOutcome`` (agent frames kept for the first ``keep`` pairs).
+    """
+    paths = []
+    for i in range(min(keep, len(pairs))):
+        p = pairs[i]
+        tag = "success" if mpc.success[i] else "fail"
+        paths.append(
+            write_episode_gif(
+                Path(folder) / f"seed{seed}_pair{i:03d}_ep{p.episode}_{tag}.gif",
+                mpc.frames[i],
+                pair_data[i].continuation,
+                pair_data[i].goal_frame,
+                success_step=mpc.steps_to_success[i],
+            )
+        )
+    return paths

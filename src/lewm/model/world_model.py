@@ -18,6 +18,7 @@ from lewm.model.action_encoder import ActionEncoder
 from lewm.model.encoder import ViTEncoder
 from lewm.model.predictor import Predictor
 from lewm.model.projector import MLP
+from lewm.model.provenance import Provenance
 
 
 class LeWM(nn.Module):
@@ -36,6 +37,8 @@ class LeWM(nn.Module):
         self.pred_proj = MLP(d, cfg.projector_hidden, d)
         # Not a buffer: the state dict stays exactly the reference's 303 tensors.
         self.action_normalizer = action_normalizer
+        # Where the weights came from; lewm.load replaces it (see model/provenance.py).
+        self.provenance = Provenance()
 
     # -- properties the planner reads ---------------------------------------
     @property

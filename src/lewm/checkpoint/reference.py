@@ -1,39 +1,22 @@
-"""Checkpoints: our run directories and the authors' released format (spec §2.9-2.10).
-
-Ours: a folder with ``config.json`` (the full resolved config, action
-statistics, data description, step) and ``model.safetensors`` (weights only,
-transformers-4.x key layout). The authors': ``config.json`` (Hydra-style
-blocks) + ``weights.pt`` (a plain state dict, 4.x or 5.x ViT key names).
-
-Loading is strict (every tensor, every shape) and never unpickles objects:
-safetensors, or ``torch.load(weights_only=True)``.
-"""
+"""The authors' release format: ``config.json`` (Hydra-style blocks) + ``weights.pt``
+(a plain state dict, transformers 4.x or 5.x ViT key names; OFFICIAL_FORMAT §2-4)."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from lewm.config import (
-    ActionEncoderConfig,
-    Config,
-    EncoderConfig,
-    ModelConfig,
-    PredictorConfig,
-)
+from lewm.checkpoint.atomic import atomic_torch_save, atomic_write_bytes
+from lewm.checkpoint.common import CONFIG_FILE, load_state_dict_strict, read_json
+from lewm.config import ActionEncoderConfig, EncoderConfig, ModelConfig, PredictorConfig
 from lewm.data.normalize import ActionNormalizer
-from lewm.errors import CheckpointError, ConfigError
+from lewm.errors import CheckpointError
+from lewm.model.provenance import Provenance
 from lewm.model.world_model import LeWM
-
-FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-TRAIN_STATE_FILE = "train_state.pt"
 
 # transformers 5.x -> 4.x names inside one encoder layer (OFFICIAL_FORMAT §4, reversed)
 _V5_TO_V4 = (
@@ -49,96 +32,6 @@ VIT_SIZES = {  # name -> (hidden, depth, heads, mlp)
     "small": (384, 12, 6, 1536),
     "base": (768, 12, 12, 3072),
 }
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-# --------------------------------------------------------------------------- our format
-
-
-def save_model(run_dir: Path, model: LeWM, meta: Mapping) -> None:
-    """Write ``model.safetensors`` then ``config.json`` (both atomically)."""
-    from safetensors.torch import save
-
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write_bytes(
-        run_dir / WEIGHTS_FILE,
-        save(tensors, metadata={"format": "lewm", "version": str(FORMAT_VERSION)}),
-    )
-    atomic_write_bytes(run_dir / CONFIG_FILE, (json.dumps(dict(meta), indent=2) + "\n").encode())
-
-
-def run_metadata(cfg: Config, normalizer: ActionNormalizer, data: Mapping, step: int) -> dict:
-    """The content of a run's ``config.json``: the resolved config plus what loading needs."""
-    from lewm import __version__
-
-    meta = cfg.to_dict()
-    meta.update(
-        format_version=FORMAT_VERSION,
-        lewm_version=__version__,
-        action_normalizer=normalizer.to_dict(),
-        data=dict(data),
-        step=int(step),
-    )
-    return meta
-
-
-def config_from_metadata(meta: Mapping) -> Config:
-    keys = {"preset", "profile", "model", "loss", "optim", "train"}
-    try:
-        return Config.from_dict({k: meta[k] for k in keys if k in meta}).validate()
-    except ConfigError as exc:
-        raise CheckpointError(f"invalid config.json: {exc}") from exc
-
-
-def _load_ours(folder: Path, device) -> LeWM:
-    from safetensors.torch import load_file
-
-    meta = _read_json(folder / CONFIG_FILE)
-    if "format_version" not in meta:
-        raise CheckpointError(f"{folder / CONFIG_FILE}: not a lewm run config (no format_version)")
-    cfg = config_from_metadata(meta)
-    normalizer = (
-        ActionNormalizer.from_dict(meta["action_normalizer"])
-        if meta.get("action_normalizer")
-        else None
-    )
-    model = LeWM(cfg.model, normalizer)
-    state = load_file(str(folder / WEIGHTS_FILE))
-    load_state_dict_strict(model, state, folder / WEIGHTS_FILE)
-    model.run_config = cfg  # the training config, for evaluation defaults
-    model.run_meta = meta
-    return model.to(device).eval()
-
-
-# --------------------------------------------------------------------------- the authors' format
 
 
 def remap_vit_keys(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
@@ -301,19 +194,44 @@ def export_reference(model: LeWM, folder: str | os.PathLike, naming: str = "4.x"
     return folder
 
 
-def _load_reference(
-    folder: Path, weights: Path, device, frameskip: int, stats_from, profile: str
-) -> LeWM:
-    rc = _read_json(folder / CONFIG_FILE)
-    cfg = model_config_from_reference(rc, frameskip)
-    normalizer = None
-    if stats_from is not None:
-        from lewm.data.hdf5 import open_h5
+def _reference_normalizer(
+    weights: Path, stats_from, identity_normalizer: bool, profile: str
+) -> tuple[ActionNormalizer | None, str]:
+    """The authors' checkpoints carry no action statistics: fit them on a file, or say none."""
+    if stats_from is not None and identity_normalizer:
+        raise CheckpointError(
+            "give either stats_from (a training file) or identity_normalizer, not both"
+        )
+    if identity_normalizer:
+        return None, "identity"
+    if stats_from is None:
+        raise CheckpointError(
+            f"{weights}: the authors' checkpoints carry no action statistics, so planning would "
+            "run in raw action units; pass the training file (lewm.load(..., stats_from=FILE.h5), "
+            "`--stats-from FILE.h5`) or ask for raw units explicitly (identity_normalizer=True, "
+            "`--identity-normalizer`)"
+        )
+    from lewm.data.hdf5 import open_h5
 
-        with open_h5(stats_from) as f:
-            actions = f["action"][()]
-        # spec §4.2: reference = the planner's biased scaler; clean = the training's unbiased std
-        normalizer = ActionNormalizer.fit(actions, ddof=0 if profile == "reference" else 1)
+    with open_h5(stats_from) as f:
+        actions = f["action"][()]
+    # spec §4.2: reference = the planner's biased scaler; clean = the training's unbiased std
+    normalizer = ActionNormalizer.fit(actions, ddof=0 if profile == "reference" else 1)
+    return normalizer, f"file:{stats_from}"
+
+
+def load_reference(
+    folder: Path,
+    weights: Path,
+    device,
+    frameskip: int,
+    stats_from,
+    profile: str,
+    identity_normalizer: bool = False,
+) -> LeWM:
+    rc = read_json(folder / CONFIG_FILE)
+    cfg = model_config_from_reference(rc, frameskip)
+    normalizer, stats = _reference_normalizer(weights, stats_from, identity_normalizer, profile)
     model = LeWM(cfg, normalizer)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -323,88 +241,7 @@ def _load_reference(
         raise CheckpointError(f"{weights}: expected a state dict, got {type(state).__name__}")
     state, layout = remap_vit_keys(state)
     load_state_dict_strict(model, state, weights)
-    model.reference_layout = layout
-    return model.to(device).eval()
-
-
-# --------------------------------------------------------------------------- entry point
-
-
-def load_state_dict_strict(
-    model: torch.nn.Module, state: Mapping[str, torch.Tensor], source
-) -> None:
-    """Load every tensor with matching shapes, or raise naming what differs."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} key(s): {_short(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} key(s): {_short(unexpected)}")
-        if wrong:
-            parts.append(f"shape mismatch: {_short(wrong)}")
-        raise CheckpointError(
-            f"{source}: weights do not match the model config; " + "; ".join(parts)
-        )
-    model.load_state_dict(state, strict=True)
-
-
-def _short(items: list[str], n: int = 6) -> str:
-    return ", ".join(items[:n]) + (f", ... (+{len(items) - n})" if len(items) > n else "")
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not found")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: invalid JSON ({exc})") from exc
-
-
-def load(
-    path: str | os.PathLike,
-    *,
-    device: str | torch.device = "cpu",
-    frameskip: int = 5,
-    stats_from: str | os.PathLike | None = None,
-    profile: str = "clean",
-) -> LeWM:
-    """Load a model in eval mode from a run directory or the authors' release folder.
-
-    Args:
-        path: a run directory of ours (``config.json`` + ``model.safetensors``), or a folder
-            (or ``.pt`` file) of the authors' release (``config.json`` + ``weights.pt``, ViT keys in
-            the transformers 4.x or 5.x naming).
-        frameskip: for the authors' checkpoints, which do not record it (5 in every release).
-        stats_from: for the authors' checkpoints, an HDF5 file whose action column gives the
-            normalisation statistics (spec §4.2: ddof 0 under ``reference``, 1 under ``clean``).
-    """
-    p = Path(path)
-    if p.is_file():
-        if p.suffix == ".safetensors":
-            p = p.parent
-        elif p.suffix == ".pt":
-            return _load_reference(p.parent, p, device, frameskip, stats_from, profile)
-        else:
-            raise CheckpointError(f"{p}: expected a run directory, a .safetensors or a .pt file")
-    if not p.is_dir():
-        raise CheckpointError(f"{p}: no such checkpoint directory")
-    if (p / WEIGHTS_FILE).is_file():
-        return _load_ours(p, device)
-    pts = sorted(p.glob("*.pt"))
-    pts = [q for q in pts if q.name != TRAIN_STATE_FILE]
-    if (p / "weights.pt").is_file():
-        return _load_reference(p, p / "weights.pt", device, frameskip, stats_from, profile)
-    if len(pts) == 1:
-        return _load_reference(p, pts[0], device, frameskip, stats_from, profile)
-    raise CheckpointError(
-        f"{p}: no checkpoint found (expected {WEIGHTS_FILE} + {CONFIG_FILE}, or the authors' weights.pt + config.json)"
+    model.provenance = Provenance(
+        source="reference", path=str(weights), layout=layout, action_stats=stats
     )
+    return model.to(device).eval()
