@@ -18,3 +18,13 @@ if ! ldconfig -p 2>/dev/null | grep -q "libEGL_mesa.so\|libOSMesa.so"; then
     echo "note: Mesa EGL/OSMesa not found; install libegl1 libegl-mesa0 (or libosmesa6) for Reacher/Cube" >&2
   fi
 fi
+# The report's browser test renders pages in the system Chromium (Debian's `chromium`); Playwright
+# only drives it and never downloads a browser. Install it when missing and we can.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null || \
+      echo "warning: could not install chromium; tests/test_report_browser.py will be skipped" >&2
+  else
+    echo "note: /usr/bin/chromium not found; install Debian's chromium for the report's browser test" >&2
+  fi
+fi

@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "lewm.cli.eval",
     "lewm.cli.bench",
     "lewm.cli.demo",
+    "lewm.cli.report",
 )
 
 
