@@ -49,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
             pairs=2,
             samples=16,
             iterations=2,
-            topk=4,
             videos=1,
             workers=1,
         )
