@@ -10,6 +10,10 @@ A sample is one 4-frame clip (4 images through the encoder).
     python benchmarks/train_step.py --preset small       # one preset
     python benchmarks/train_step.py --paper-batch 128    # the authors' batch (about a minute per step)
     python benchmarks/train_step.py --candidates         # the small-preset candidates of docs/training.md
+    python benchmarks/train_step.py --preset paper --device cuda   # one GPU (bf16 autocast, as training)
+
+The per-device throughput it prints is what docs/distributed.md turns into a training-time
+estimate for N processes.
 """
 
 from __future__ import annotations
@@ -51,9 +55,17 @@ CANDIDATES = {
 
 
 def measure(
-    preset_name: str, overrides: list[str], batch: int | None, warmup: int, steps: int, threads: int
+    preset_name: str,
+    overrides: list[str],
+    batch: int | None,
+    warmup: int,
+    steps: int,
+    threads: int,
+    device: str = "cpu",
 ) -> dict:
-    """Time ``steps`` calls of :func:`lewm.train.train_step` after ``warmup`` untimed ones."""
+    """Time ``steps`` calls of :func:`lewm.train.train_step` after ``warmup`` untimed ones, on
+    ``device`` with the precision training would use there (fp32 on CPU, bf16 autocast on CUDA);
+    the batch starts on the CPU, as the loader's does."""
     import resource
     import time
 
@@ -64,7 +76,7 @@ def measure(
     from lewm.data.clips import ClipBatch
     from lewm.losses import step_generator
     from lewm.train import batch_loss, train_step
-    from lewm.train_setup import autocast_for, build_training
+    from lewm.train_setup import autocast_for, build_training, resolve_device
 
     torch.set_num_threads(threads)
     cfg = apply_overrides(preset(preset_name), overrides)
@@ -73,9 +85,10 @@ def measure(
     if batch:
         cfg.train.batch_size = batch
     b, t, s = cfg.train.batch_size, cfg.model.predictor.num_frames + 1, cfg.model.encoder.image_size
-    cpu = torch.device("cpu")
-    model, opt, sched = build_training(cfg, None, cpu)
-    loss_fn = batch_loss(model, cfg, cpu, autocast_for(cfg, cpu))  # fp32 on CPU, as training
+    dev = resolve_device(device)
+    model, opt, sched = build_training(cfg, None, dev)
+    loss_fn = batch_loss(model, cfg, dev, autocast_for(cfg, dev))  # the training precision
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     g = torch.Generator().manual_seed(0)
     batch = ClipBatch(
         torch.randint(0, 256, (b, t, s, s, 3), dtype=torch.uint8, generator=g),
@@ -85,6 +98,7 @@ def measure(
     for step in range(warmup + steps):
         t0 = time.perf_counter()
         train_step(model, opt, sched, loss_fn, batch, step_generator(0, step), cfg.optim.grad_clip)
+        sync()  # CUDA runs asynchronously: time the finished step
         if step >= warmup:  # the warm-up steps settle allocators and caches
             times.append(time.perf_counter() - t0)
     x = np.asarray(times)
@@ -106,6 +120,8 @@ def measure(
         "clips_per_s": b / med,
         "images_per_s": b * t / med,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
+        "device": str(dev),
         "threads": threads,
     }
 
@@ -117,6 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
     p.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu (default) | cuda | mps | auto")
     p.add_argument("--paper-batch", type=int, default=32)
     p.add_argument(
         "--preset", choices=PRESETS, action="append", help="only these presets (repeatable)"
@@ -134,7 +151,13 @@ def main() -> None:
     if args.one:  # child process
         spec = json.loads(args.one)
         result = measure(
-            spec["preset"], spec["overrides"], spec["batch"], args.warmup, args.steps, args.threads
+            spec["preset"],
+            spec["overrides"],
+            spec["batch"],
+            args.warmup,
+            args.steps,
+            args.threads,
+            args.device,
         )
         print(json.dumps(result))
         return
@@ -161,6 +184,8 @@ def main() -> None:
                 str(args.steps),
                 "--threads",
                 str(args.threads),
+                "--device",
+                args.device,
             ],
             capture_output=True,
             text=True,

@@ -146,8 +146,10 @@ def test_pickled_objects_are_refused(tmp_path, model):
     torch.save(
         {"model": model}, tmp_path / "weights.pt"
     )  # a whole pickled module, as the reference once did
-    with pytest.raises(CheckpointError, match="plain state dict"):
+    with pytest.raises(CheckpointError, match="lewm refused it because") as info:
         lewm.load(tmp_path, identity_normalizer=True)
+    message = str(info.value)
+    assert "\n" not in message and "weights_only" not in message  # no advice to load unsafely
 
 
 def test_missing_checkpoint(tmp_path):
@@ -155,3 +157,13 @@ def test_missing_checkpoint(tmp_path):
         lewm.load(tmp_path)
     with pytest.raises(CheckpointError, match="no such"):
         lewm.load(tmp_path / "nope")
+
+
+def test_run_metadata_records_the_code_revision(tiny_cfg, model):
+    from lewm.checkpoint import run_metadata
+    from lewm.gitinfo import git_commit
+
+    meta = run_metadata(tiny_cfg, model.action_normalizer, {"path": "x.h5"}, 0)
+    assert meta["git_commit"] == git_commit()
+    if git_commit() is not None:  # this checkout: a 40-hex commit, maybe marked dirty
+        assert len(git_commit().split("+")[0]) == 40

@@ -140,3 +140,94 @@ def test_train_missing_data_file(tmp_path):
         check=False,
     )
     assert proc.returncode == 2 and "no such dataset file" in proc.stderr
+
+
+# --------------------------------------------------------------------------- error boundary
+
+
+@pytest.mark.parametrize(
+    "exc, rc, line",
+    [
+        (
+            OSError(28, "No space left on device", "/data/x.h5"),
+            2,
+            "error: /data/x.h5: No space left",
+        ),
+        (
+            OSError(
+                "[Errno 28] Unable to synchronously create file (file write failed: time = x\n"
+                ", filename = 'out/.x.h5.partial-1', errno = 28, error message = 'No space "
+                "left on device', buf = 0x1)"
+            ),
+            2,
+            "error: out/.x.h5.partial-1: No space left on device",
+        ),
+        (PermissionError(13, "Permission denied", "/ro/x"), 2, "error: /ro/x: Permission denied"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)
+def test_error_boundary(monkeypatch, capsys, exc, rc, line):
+    """Every failure a user can cause is one line and an exit code (issue 16 §8)."""
+    import lewm.cli as cli
+
+    def fail(argv):
+        raise exc
+
+    monkeypatch.setattr(cli, "_run", fail)
+    assert cli.main([]) == rc
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.splitlines()[0]] and err.startswith(line), err
+
+
+def test_sigterm_becomes_terminated(monkeypatch, capsys):
+    import os
+    import signal
+
+    import lewm.cli as cli
+
+    def wait_for_term(argv):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not interrupt the command")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "_run", wait_for_term)
+    assert cli.main([]) == 143 and capsys.readouterr().err.strip() == "terminated"
+    assert signal.getsignal(signal.SIGTERM) is before  # restored after the command
+
+
+def test_lewm_warnings_are_one_line(monkeypatch, capsys):
+    import warnings
+
+    import lewm.cli as cli
+
+    def warn(argv):
+        warnings.warn_explicit(
+            "statistics look odd\n  (second line)", UserWarning, cli._PACKAGE_DIR + "/x.py", 1
+        )
+        return 0
+
+    monkeypatch.setattr(cli, "_run", warn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert cli.main([]) == 0
+    assert capsys.readouterr().err == "warning: statistics look odd (second line)\n"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 9 TB")],
+)
+def test_out_of_memory_is_one_line(monkeypatch, capsys, exc):
+    import lewm.cli as cli
+
+    monkeypatch.setattr(cli, "_run", lambda argv: (_ for _ in ()).throw(exc))
+    assert cli.main([]) == 2
+    assert capsys.readouterr().err.startswith("error: out of memory")
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    import lewm.cli as cli
+
+    monkeypatch.setattr(cli, "_run", lambda argv: (_ for _ in ()).throw(RuntimeError("bug")))
+    with pytest.raises(RuntimeError, match="bug"):
+        cli.main([])

@@ -538,7 +538,8 @@ def test_demo_writes_and_prints_its_report(quick_demo):
     p = check_self_contained(html)
     assert {"identity", "training", "evaluation"} <= set(p.ids)
     assert report.stat().st_size < 15e6
-    assert "recorded by the demo" in html  # training time from results.json's demo block
+    assert "recorded in metrics.jsonl" in html  # training time: the run clock of the metrics
+    assert "git commit" in html and "not recorded" not in html.split("git commit")[1][:200]
 
 
 def test_report_of_a_real_run_with_and_without_inputs(quick_demo, tmp_path, capsys):

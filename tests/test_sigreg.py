@@ -129,3 +129,40 @@ def test_loss_terms_and_gradients_reach_target():
     out["pred_loss"].backward()
     assert z.grad[:, 1:].abs().sum() > 0  # the target is not detached
     assert z.grad[:, 0].abs().sum() == 0
+
+
+def test_a_world_of_one_process_changes_nothing():
+    """The reduce seam with one process (the sum over processes is the identity) gives the
+    same statistic and loss terms as without it; the N it carries is the batch's."""
+    from lewm.losses import all_reduce_sums
+
+    z = gauss(n=64)
+    s, w = sigreg_knots()
+    dirs = sigreg_directions(192, 64, torch.Generator().manual_seed(0))
+    sums = all_reduce_sums(sigreg_partial_sums(z, dirs, s), lambda t: t)
+    assert float(sums.n) == 64
+    torch.testing.assert_close(
+        sigreg_combine(sums, s, w), sigreg(z, directions=dirs), rtol=0, atol=1e-6
+    )
+    emb, pred = torch.randn(8, 4, 16), torch.randn(8, 3, 16)
+    kw = dict(sigreg_weight=0.09, num_projections=32)
+    one = lewm_loss(emb, pred, generator=step_generator(0, 1), **kw)
+    seam = lewm_loss(emb, pred, generator=step_generator(0, 1), reduce=lambda t: t, **kw)
+    for k in one:
+        torch.testing.assert_close(seam[k], one[k], rtol=1e-6, atol=1e-6)
+
+
+def test_shards_summed_like_an_all_reduce_give_the_global_statistic_and_gradient():
+    """Two shards whose sums are added (what the all-reduce does, in one process): the value is
+    the whole batch's, and each shard's gradient is the whole batch's gradient on its rows."""
+    z = gauss(n=96).requires_grad_()
+    s, w = sigreg_knots()
+    dirs = sigreg_directions(192, 128, torch.Generator().manual_seed(1))
+    whole = sigreg_combine(sigreg_partial_sums(z, dirs, s), s, w)
+    (g_whole,) = torch.autograd.grad(whole, z)
+    a, b = sigreg_partial_sums(z[:, :40], dirs, s), sigreg_partial_sums(z[:, 40:], dirs, s)
+    a.cos_sum, a.sin_sum, a.n = a.cos_sum + b.cos_sum, a.sin_sum + b.sin_sum, a.n + b.n
+    split = sigreg_combine(a, s, w)
+    (g_split,) = torch.autograd.grad(split, z)
+    torch.testing.assert_close(split, whole)
+    torch.testing.assert_close(g_split, g_whole)

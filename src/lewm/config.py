@@ -1,4 +1,4 @@
-"""Typed configuration: dataclasses, named presets, validation, ``--set`` overrides.
+"""Typed configuration: dataclasses, named presets, the value rules, ``--set`` overrides.
 
 One word picks a whole consistent configuration:
 
@@ -8,16 +8,43 @@ One word picks a whole consistent configuration:
 
 Derived values (the action encoder input width = frameskip x action_dim, the
 schedule length in steps) are computed from the data, never filled by hand.
+
+Every value's range is one row of :data:`VALUE_RULES`; :meth:`Config.validate` checks
+all of them (and each value's type, and that floats are finite). Parsing ``--set``
+strings and ``config.json`` objects lives in :mod:`lewm.config_parse`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lewm.config_parse import apply_overrides, check_type, from_dict, set_path
 from lewm.errors import ConfigError
+
+__all__ = [
+    "PRESETS",
+    "PROFILES",
+    "SEED_MAX",
+    "VALUE_RULES",
+    "ActionEncoderConfig",
+    "Config",
+    "EncoderConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "PredictorConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "check_seed",
+    "check_values",
+    "preset",
+    "set_path",
+]
 
 PROFILES = ("clean", "reference")
 PRESETS = ("tiny", "small", "paper")
@@ -135,7 +162,12 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """'auto': bf16 autocast on CUDA, fp32 elsewhere. SIGReg is always fp32."""
     compile: bool = False
-    """torch.compile the model (CUDA only worth it; a 30 s cold start on CPU for 0-10%)."""
+    """torch.compile the encoder and predictor (CUDA only worth it; a 30 s cold start on CPU for
+    0-10%). A resume may switch it: it changes how fast a step runs, not what it computes."""
+    sync_batchnorm: bool = True
+    """Under multi-process training (torchrun), compute the BatchNorm statistics of the projector
+    and pred_proj over the global batch, as one process would (docs/distributed.md). False keeps
+    per-process statistics, as the reference does. No effect on a single process."""
     split: Literal["episode", "clip"] = "episode"
     """'episode' (default, no leakage) or 'clip' (the reference's leaky split; reference profile only)."""
 
@@ -154,15 +186,13 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
-        return _from_dict(cls, d, "")
+        return from_dict(cls, d)
 
     def validate(self) -> Config:
-        """Check value ranges; raise ConfigError naming the key."""
-        m, e, p = self.model, self.model.encoder, self.model.predictor
-        _check(self.profile in PROFILES, "profile", f"must be one of {PROFILES}")
-        _check(
-            e.image_size > 0 and e.patch_size > 0, "model.encoder.image_size", "must be positive"
-        )
+        """Check every value against :data:`VALUE_RULES` and the cross-field rules; raise
+        ConfigError naming the key, the rule and the value found."""
+        check_values(self)
+        e = self.model.encoder
         _check(
             e.image_size % e.patch_size == 0,
             "model.encoder.image_size",
@@ -171,27 +201,6 @@ class Config:
         _check(
             e.hidden_dim % e.heads == 0, "model.encoder.hidden_dim", "must be divisible by heads"
         )
-        _check(p.num_frames >= 1, "model.predictor.num_frames", "must be >= 1")
-        _check(m.frameskip >= 1, "model.frameskip", "must be >= 1")
-        _check(m.action_dim >= 0, "model.action_dim", "must be >= 0")
-        for key, value in (
-            ("model.predictor.dropout", p.dropout),
-            ("model.predictor.emb_dropout", p.emb_dropout),
-        ):
-            _check(0.0 <= value < 1.0, key, "must be in [0, 1)")
-        _check(self.train.batch_size >= 2, "train.batch_size", "must be >= 2 (BatchNorm, SIGReg)")
-        _check(
-            self.train.steps >= 0 and self.train.schedule_steps >= 0, "train.steps", "must be >= 0"
-        )
-        _check(0.0 < self.train.val_fraction < 1.0, "train.val_fraction", "must be in (0, 1)")
-        for key in ("log_every", "val_every", "save_every"):
-            _check(getattr(self.train, key) >= 1, f"train.{key}", "must be >= 1")
-        _check(self.optim.lr > 0, "optim.lr", "must be > 0")
-        _check(
-            0.0 <= self.optim.warmup_fraction < 1.0, "optim.warmup_fraction", "must be in [0, 1)"
-        )
-        _check(self.loss.sigreg_weight >= 0, "loss.sigreg_weight", "must be >= 0")
-        _check(self.loss.sigreg_knots >= 2, "loss.sigreg_knots", "must be >= 2")
         _check(
             self.train.split == "episode" or self.profile == "reference",
             "train.split",
@@ -203,6 +212,117 @@ class Config:
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")
+
+
+# --------------------------------------------------------------------------- value rules
+
+SEED_MAX = 2**63 - 1
+"""Seeds are integers in [0, SEED_MAX]: numpy, torch and JSON all hold them exactly."""
+
+Rule = tuple[Callable[[Any], bool], str]  # (test on the value, what the value must be)
+
+
+def _at_least(low: float) -> Rule:
+    return (lambda v: v >= low, f"must be >= {low}")
+
+
+def _above(low: float) -> Rule:
+    return (lambda v: v > low, f"must be > {low}")
+
+
+_FRACTION: Rule = (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")
+_SEED: Rule = (lambda v: 0 <= v <= SEED_MAX, "must be a seed in [0, 2**63 - 1]")
+_POSITIVE = _at_least(1)
+
+
+def _size(high: int) -> Rule:
+    # An upper bound far above any real model: absurd sizes fail here with their key, not as
+    # an allocation overflow deep in torch.
+    return (lambda v: 1 <= v <= high, f"must be in [1, {high}]")
+
+
+_WIDTH, _DEPTH = _size(2**16), _size(2**10)
+
+VALUE_RULES: dict[str, Rule] = {
+    # One row per numeric key: Config.validate() walks every field through this table (and
+    # checks every value's type and that floats are finite), so each range lives here once.
+    "model.embed_dim": _WIDTH,
+    "model.projector_hidden": _WIDTH,
+    "model.frameskip": _DEPTH,
+    "model.action_dim": (lambda v: 0 <= v <= 2**16, "must be in [0, 65536]"),
+    "model.encoder.image_size": _WIDTH,
+    "model.encoder.patch_size": _WIDTH,
+    "model.encoder.hidden_dim": _WIDTH,
+    "model.encoder.depth": _DEPTH,
+    "model.encoder.heads": _DEPTH,
+    "model.encoder.mlp_dim": _WIDTH,
+    "model.encoder.layer_norm_eps": _above(0),
+    "model.predictor.num_frames": _DEPTH,
+    "model.predictor.depth": _DEPTH,
+    "model.predictor.heads": _DEPTH,
+    "model.predictor.dim_head": _WIDTH,
+    "model.predictor.mlp_dim": _WIDTH,
+    "model.predictor.dropout": _FRACTION,
+    "model.predictor.emb_dropout": _FRACTION,
+    "model.action_encoder.smoothed_dim": _WIDTH,
+    "model.action_encoder.mlp_scale": _DEPTH,
+    "loss.sigreg_weight": _at_least(0),
+    "loss.sigreg_projections": _WIDTH,
+    "loss.sigreg_knots": (lambda v: 2 <= v <= 2**16, "must be in [2, 65536]"),
+    "loss.sigreg_t_max": _above(0),
+    "optim.lr": _above(0),
+    "optim.beta1": _FRACTION,
+    "optim.beta2": _FRACTION,
+    "optim.eps": _above(0),
+    "optim.weight_decay": _at_least(0),
+    "optim.grad_clip": (lambda v: v > 0, "must be > 0 (the largest gradient norm kept)"),
+    "optim.warmup_fraction": _FRACTION,
+    "train.batch_size": (lambda v: v >= 2, "must be >= 2 (BatchNorm, SIGReg)"),
+    "train.steps": _at_least(0),
+    "train.epochs": (lambda v: v > 0, "must be > 0 (used when train.steps is 0)"),
+    "train.schedule_steps": _at_least(0),
+    "train.schedule_epochs": _at_least(0),
+    "train.seed": _SEED,
+    "train.split_seed": _SEED,
+    "train.val_fraction": (lambda v: 0.0 < v < 1.0, "must be in (0, 1)"),
+    "train.log_every": _POSITIVE,
+    "train.val_every": _POSITIVE,
+    "train.val_batches": _POSITIVE,
+    "train.save_every": _POSITIVE,
+}
+
+
+def check_values(obj: Any, prefix: str = "") -> None:
+    """Check the type of every field of a config dataclass (recursively), that floats are
+    finite, and each value against its :data:`VALUE_RULES` row.
+
+    ``prefix`` is the dotted path of ``obj`` (``"model."`` for a :class:`ModelConfig`).
+
+    Raises:
+        ConfigError: ``key: <rule>, got <value>``.
+    """
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        key, value = f"{prefix}{f.name}", getattr(obj, f.name)
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, tp):
+                raise ConfigError(f"{key}: expected a section, got {value!r}")
+            check_values(value, key + ".")
+            continue
+        check_type(value, tp, key)
+        rule = VALUE_RULES.get(key)
+        if rule is not None and not rule[0](value):
+            raise ConfigError(f"{key}: {rule[1]}, got {value!r}")
+
+
+def check_seed(value: Any, what: str = "seed") -> int:
+    """``value`` as a seed (an integer in [0, 2**63 - 1]), or a ConfigError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{what} must be an integer, got {value!r}")
+    if not _SEED[0](int(value)):
+        raise ConfigError(f"{what} {_SEED[1]}, got {value!r}")
+    return int(value)
 
 
 # --------------------------------------------------------------------------- presets
@@ -261,99 +381,3 @@ def preset(name: str, profile: str = "clean") -> Config:
             save_every=500,
         )
     return cfg
-
-
-# --------------------------------------------------------------------------- overrides
-
-
-def apply_overrides(cfg: Config, items: list[str]) -> Config:
-    """Apply ``key=value`` strings (dotted keys, JSON or bare values) with type checks."""
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        set_path(cfg, key.strip(), raw.strip())
-    return cfg
-
-
-def set_path(cfg: Any, key: str, raw: str) -> None:
-    parts = key.split(".")
-    obj = cfg
-    for i, part in enumerate(parts):
-        fields = {f.name: f for f in dataclasses.fields(obj)}
-        if part not in fields:
-            where = ".".join(parts[:i]) or "config"
-            raise ConfigError(
-                f"unknown key {key!r}: {where} has no field {part!r} (fields: {sorted(fields)})"
-            )
-        if i < len(parts) - 1:
-            obj = getattr(obj, part)
-            if not dataclasses.is_dataclass(obj):
-                raise ConfigError(
-                    f"unknown key {key!r}: {'.'.join(parts[: i + 1])} is not a section"
-                )
-        else:
-            hints = typing.get_type_hints(type(obj))
-            setattr(obj, part, _coerce(raw, hints[part], key))
-
-
-def _coerce(raw: Any, tp: Any, key: str) -> Any:
-    """Convert a string (or JSON value) to ``tp``; raise ConfigError on a mismatch."""
-    if dataclasses.is_dataclass(tp):
-        raise ConfigError(f"{key} is a section; set its fields, e.g. {key}.<field>=...")
-    if typing.get_origin(tp) is Literal:
-        allowed = typing.get_args(tp)
-        if raw not in allowed:
-            raise ConfigError(f"{key}: {raw!r} is not one of {list(allowed)}")
-        return raw
-    convert = _SCALARS.get(tp)
-    if convert is None:
-        raise ConfigError(f"{key}: unsupported type {tp}")
-    try:
-        return convert(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected {_SCALAR_NAMES[tp]}, got {raw!r}") from None
-
-
-def _to_bool(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if str(raw).lower() in ("true", "1", "yes"):
-        return True
-    if str(raw).lower() in ("false", "0", "no"):
-        return False
-    raise ValueError(raw)
-
-
-def _to_int(raw: Any) -> int:
-    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-        raise ValueError(raw)
-    return int(raw, 10) if isinstance(raw, str) else int(raw)
-
-
-def _to_float(raw: Any) -> float:
-    if isinstance(raw, bool):
-        raise ValueError(raw)
-    return float(raw)
-
-
-_SCALARS = {bool: _to_bool, int: _to_int, float: _to_float, str: str}
-_SCALAR_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-
-
-def _from_dict(cls: type, d: dict[str, Any], prefix: str) -> Any:
-    if not isinstance(d, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected an object, got {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - fields
-    if unknown:
-        raise ConfigError(f"{prefix or 'config'}: unknown key(s) {sorted(unknown)}")
-    kwargs = {}
-    for name, value in d.items():
-        key = f"{prefix}.{name}" if prefix else name
-        tp = hints[name]
-        kwargs[name] = (
-            _from_dict(tp, value, key) if dataclasses.is_dataclass(tp) else _coerce(value, tp, key)
-        )
-    return cls(**kwargs)

@@ -12,21 +12,28 @@ SIGReg, the sliced Epps-Pulley normality statistic of the reference code:
 Its floor under exact Gaussian data is ~1.053 (not 0), and deviations are
 multiplied by N: lambda = 0.09 is tuned for N = 128 samples per frame.
 
-It is split in two so a multi-device version can all-reduce the sufficient
-statistics: :func:`sigreg_partial_sums` (per device: sums of cos/sin and the
-local N) and :func:`sigreg_combine` (the statistic from possibly reduced sums).
-Both run in float32 with autocast disabled.
+It is split in two so that several processes compute the statistic of their
+global batch: :func:`sigreg_partial_sums` (per process: sums of cos/sin and the
+local N) and :func:`sigreg_combine` (the statistic from the summed sums, with the
+global N). Both run in float32 with autocast disabled. ``reduce`` (in
+:func:`sigreg` and :func:`lewm_loss`) is that sum over processes, differentiable
+(:meth:`lewm.distributed.World.sum`); ``None`` is one process, computed exactly as
+without it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 SEED_STRIDE = 1_000_003  # mixes (base seed, step) into one generator seed
+
+# Sum of a tensor over all processes whose backward sums the gradients (None: one process).
+Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
 def sigreg_knots(num_knots: int = 17, t_max: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +65,19 @@ class SigregSums:
 
     cos_sum: torch.Tensor  # (T, M, K)
     sin_sum: torch.Tensor  # (T, M, K)
-    n: int
+    n: int | torch.Tensor  # samples summed over; a () tensor once summed over processes
+
+
+def all_reduce_sums(sums: SigregSums, reduce: Reduce) -> SigregSums:
+    """The sums of every process's batch, in one differentiable all-reduce (cos, sin, N)."""
+    shape, size = sums.cos_sum.shape, sums.cos_sum.numel()
+    flat = torch.cat(
+        [sums.cos_sum.flatten(), sums.sin_sum.flatten(), sums.cos_sum.new_tensor([sums.n])]
+    )  # (2 * T * M * K + 1,)
+    total = reduce(flat)
+    return SigregSums(
+        total[:size].view(shape), total[size : 2 * size].view(shape), total[-1].detach()
+    )
 
 
 def sigreg_partial_sums(
@@ -92,14 +111,22 @@ def sigreg(
     t_max: float = 3.0,
     generator: torch.Generator | None = None,
     directions: torch.Tensor | None = None,
+    reduce: Reduce | None = None,
 ) -> torch.Tensor:
-    """SIGReg of embeddings z (T, N, D) on one device. Draws fresh directions unless given."""
+    """SIGReg of embeddings z (T, N, D). Draws fresh directions unless given.
+
+    With ``reduce``, z is this process's shard (T, N_local, D) and the result is the statistic
+    of the global batch (all shards, N = sum of N_local), the same value on every process.
+    """
     if z.ndim != 3:
         raise ValueError(f"sigreg expects z of shape (T, N, D), got {tuple(z.shape)}")
     knots, weights = sigreg_knots(num_knots, t_max)
     if directions is None:
         directions = sigreg_directions(z.shape[-1], num_projections, generator)
-    return sigreg_combine(sigreg_partial_sums(z, directions, knots), knots, weights)
+    sums = sigreg_partial_sums(z, directions, knots)
+    if reduce is not None:
+        sums = all_reduce_sums(sums, reduce)
+    return sigreg_combine(sums, knots, weights)
 
 
 def sigreg_null_expectation(t_max: float = 3.0) -> float:
@@ -119,21 +146,29 @@ def lewm_loss(
     num_projections: int = 1024,
     num_knots: int = 17,
     t_max: float = 3.0,
+    reduce: Reduce | None = None,
 ) -> dict[str, torch.Tensor]:
     """The LeWM objective on one clip batch.
 
     Args:
         z: embeddings of all frames (B, T, D) (the target z[:, 1:] is NOT detached).
         z_pred: predictions for frames 1..T-1, (B, T-1, D).
+        reduce: sum over processes; then z and z_pred are this process's shard and every
+            term is the global batch's (the same scalars on every process).
     Returns:
         dict with ``loss``, ``pred_loss`` and ``sigreg_loss``.
     """
     pred_loss = F.mse_loss(z_pred.float(), z[:, 1:].float())
+    if reduce is not None:  # the mean over the global batch: shards weighted by their clips
+        n = float(z.shape[0])
+        total = reduce(torch.stack([pred_loss * n, pred_loss.new_tensor(n)]))
+        pred_loss = total[0] / total[1].detach()
     sig = sigreg(
         z.transpose(0, 1),  # (T, B, D): all frames, per-frame statistics
         num_projections=num_projections,
         num_knots=num_knots,
         t_max=t_max,
         generator=generator,
+        reduce=reduce,
     )
     return {"loss": pred_loss + sigreg_weight * sig, "pred_loss": pred_loss, "sigreg_loss": sig}

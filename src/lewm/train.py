@@ -2,46 +2,55 @@
 
     loss = MSE(predict(z[:, :-1], a[:, :-1]), z[:, 1:]) + lambda * SIGReg(z)    (target not detached)
 
-:func:`train` is the loop; :func:`train_step` is one optimiser step (forward -> backward ->
+:func:`train` is the run; :func:`train_step` is one optimiser step (forward -> backward ->
 clip -> AdamW -> schedule), shared with ``benchmarks/train_step.py``. What happens before the
 first step (config resolution, data, model, optimiser) is in :mod:`lewm.train_setup`; the run
 directory (``config.json``, ``model.safetensors``, ``train_state.pt``, ``split.json``,
-``metrics.jsonl``) in :mod:`lewm.run_dir`.
+``metrics.jsonl``) in :mod:`lewm.run_dir`; what a resume may change in :mod:`lewm.train_resume`.
 
 Logging (``train.log_every``), validation (``train.val_every``) and checkpointing
 (``train.save_every``) have independent cadences; the last step does all three.
+
+Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process trains on its shard of each
+global batch and computes the global batch's loss (:mod:`lewm.distributed`, docs/distributed.md);
+rank 0 alone writes the run directory, logs and shows progress.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from lewm.checkpoint import run_metadata
 from lewm.config import Config
 from lewm.data.clips import ClipBatch, ClipDataset
 from lewm.data.transforms import frames_to_pixels
+from lewm.distributed import PeerError, World, check_batch_split, launch_from_env, start
 from lewm.errors import LewmError
-from lewm.losses import lewm_loss, step_generator
+from lewm.losses import Reduce, lewm_loss, step_generator
 from lewm.model.world_model import LeWM
-from lewm.run_dir import RunDir
+from lewm.run_dir import RunDir, restore_state, rng_state
+from lewm.train_metrics import RunningMeans, collapse_monitor
 from lewm.train_setup import (
+    TrainSetup,
     autocast_for,
     build_optimizer,
     build_scheduler,
     build_training,
     lr_factor,
+    note_batch_size,
     prepare,
-    require_single_process,
     resolve_device,
 )
 
 __all__ = [
+    "EncodePredict",
     "LossFn",
     "StepResult",
     "TrainResult",
@@ -60,8 +69,8 @@ __all__ = [
 
 VAL_SEED_OFFSET = 7919  # SIGReg directions at validation come from their own stream
 
-# (batch, SIGReg generator) -> (named loss terms incl. "loss", embeddings z (B, T, D)). The seam
-# for multi-process training: a loss with an all-reduced SIGReg plugs in here.
+# (batch, SIGReg generator) -> (named loss terms incl. "loss", embeddings z (B, T, D)). Under
+# several processes the batch is this process's shard and the terms are the global batch's.
 LossFn = Callable[[ClipBatch, torch.Generator], tuple[dict[str, torch.Tensor], torch.Tensor]]
 
 
@@ -70,6 +79,7 @@ class TrainResult:
     run_dir: Path
     step: int
     metrics: dict  # the last metrics.jsonl record
+    rank: int = 0  # this process's rank (only rank 0 wrote anything)
 
 
 def train(
@@ -81,35 +91,99 @@ def train(
     device: str = "auto",
     tensorboard: bool = False,
     progress: bool = True,
+    overrides: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Train (or resume) a run. Every input is checked before ``out`` is created.
 
     On ``resume`` the run's saved config is used; ``cfg.train.steps``, when non-zero, moves the
     stop step (up to the saved ``train.schedule_steps``; beyond it is refused), and 0 keeps the
-    saved budget. The rest of ``cfg`` is not read.
+    saved budget. The rest of ``cfg`` is not read: ``overrides`` (dotted key -> value) are the
+    settings asked for, refused unless a resume may change them (:mod:`lewm.train_resume`).
+
+    Under ``torchrun`` each process calls this; the process group is joined here and left on
+    return, on success and on error.
     """
-    require_single_process()
-    dev = resolve_device(device)
-    run = RunDir(out, resume=resume)
-    setup = prepare(cfg, data, run.load() if resume else None)
-    cfg, t = setup.cfg, setup.cfg.train
-    model, opt, sched = build_training(cfg, setup.dataset.normalizer, dev)
-    start = run.restore(model, opt, sched, dev) if resume else 0
-
-    def meta(step: int) -> dict:
-        return run_metadata(cfg, setup.dataset.normalizer, setup.data_meta, step)
-
-    run.open(meta=meta(0), split=setup.split, start=start, tensorboard=tensorboard)
-    loss_fn = batch_loss(model, cfg, dev, autocast_for(cfg, dev))
-    means, last = RunningMeans(), {}
-    bar = _progress_bar(t.steps, start, progress)
-    batches = setup.loader.batches(start_batch=start)
+    launch = launch_from_env()
+    if not resume:  # known before the rendezvous (a resume's batch is in rank 0's run)
+        check_batch_split(cfg.train.batch_size, launch.world_size)
+    dev = resolve_device(device, launch.local_rank if launch.world_size > 1 else None)
+    world = start(launch, dev)
     try:
-        for step in range(start, t.steps):
+        session = _start(world, cfg, data, out, resume, dict(overrides or {}), dev, tensorboard)
+        return _loop(world, session, progress)
+    finally:
+        world.close()
+
+
+@dataclass
+class _Session:
+    """Everything the loop needs, built by :func:`_start`."""
+
+    cfg: Config
+    setup: TrainSetup
+    run: RunDir | None  # rank 0 only
+    out: Path
+    model: LeWM
+    net: nn.Module  # EncodePredict(model), under DDP with several processes
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: LossFn
+    start: int
+    dev: torch.device
+    log_means: dict | None  # RunningMeans state of the checkpoint resumed from
+
+    def meta(self, step: int) -> dict:
+        s = self.setup
+        return run_metadata(self.cfg, s.dataset.normalizer, s.data_meta, step)
+
+
+def _start(world: World, cfg, data, out, resume, overrides, dev, tensorboard) -> _Session:
+    """Check every input (rank 0 the run directory, every rank the data), then build."""
+    run = None
+
+    def check_run_dir():
+        nonlocal run
+        run = RunDir(out, resume=resume, data=data)
+        return run.load() if resume else None
+
+    saved = world.main_only(check_run_dir)  # broadcast: rank 0's checkpoint for everyone
+    setup = world.everyone(lambda: prepare(cfg, data, saved, overrides=overrides, world=world))
+    cfg = setup.cfg
+    if world.is_main:
+        note_batch_size(cfg)
+    model, opt, sched = build_training(cfg, setup.dataset.normalizer, dev, world)
+    start_step = 0
+    if saved is not None and saved.state is not None:
+        start_step = restore_state(saved.state, model, opt, sched, dev, world.rank, world.size)
+    net = world.wrap(EncodePredict(model), broadcast_buffers=not cfg.train.sync_batchnorm)
+    reduce = world.sum if world.distributed else None
+    loss_fn = batch_loss(net, cfg, dev, autocast_for(cfg, dev), reduce=reduce)
+    means = saved.state.get("log_means") if saved is not None and saved.state else None
+    s = _Session(
+        cfg, setup, run, Path(out), model, net, opt, sched, loss_fn, start_step, dev, means
+    )
+    world.main_only(
+        lambda: run.open(
+            meta=s.meta(0), split=setup.split, start=start_step, tensorboard=tensorboard
+        )
+    )
+    return s
+
+
+def _loop(world: World, s: _Session, progress: bool) -> TrainResult:
+    """The steps from ``s.start`` to the stop step, with their logging, validation and saves."""
+    t = s.cfg.train
+    means, last = RunningMeans(), {}
+    means.load_state_dict(s.log_means)  # the interval a checkpoint cut (resume)
+    bar = _progress_bar(t.steps, s.start, progress and world.is_main)
+    batches = s.setup.loader.batches(start_batch=s.start)
+    try:
+        for step in range(s.start, t.steps):
             t0 = time.perf_counter()
             batch = next(batches)
+            gen = step_generator(t.seed, step)  # the same directions on every process
             result = train_step(
-                model, opt, sched, loss_fn, batch, step_generator(t.seed, step), cfg.optim.grad_clip
+                s.model, s.opt, s.sched, s.loss_fn, batch, gen, s.cfg.optim.grad_clip
             )
             means.add(result, time.perf_counter() - t0)
             bar.update(1)
@@ -117,26 +191,39 @@ def train(
             final = done == t.steps
             record = {}
             if final or done % t.log_every == 0:
-                record.update(means.pop(), lr=sched.get_last_lr()[0], **collapse_monitor(result.z))
+                monitor = collapse_monitor(world.gather(result.z))  # the global batch's z
+                record.update(means.pop(), lr=s.sched.get_last_lr()[0], **monitor)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", sigreg=f"{record['sigreg_loss']:.2f}")
             if final or done % t.val_every == 0:
+                v = s.setup
                 record.update(
-                    validate(model, loss_fn, setup.dataset, setup.val_batches, t.seed, done)
+                    validate(s.net, s.loss_fn, v.dataset, v.val_batches, t.seed, done, world)
                 )
             if record:
-                last = {"step": done, **record}
-                run.log(last)
+                last = {"step": done, **record, "elapsed_seconds": means.elapsed()}
+                if world.is_main:
+                    s.run.log(last)
             if final or done % t.save_every == 0:
-                run.save(done, model, opt, sched, meta(done), dev)
-    except NonFiniteLoss as exc:
-        raise LewmError(
-            f"{exc} at step {step}; the last good checkpoint is in {run.path}"
-        ) from None
+                _save(world, s, done, means.state_dict())
+    except NonFiniteLoss as exc:  # the same global loss on every process: all stop here
+        text = f"{exc} at step {step}; the last good checkpoint is in {s.out}"
+        raise (LewmError(text) if world.is_main else PeerError(text)) from None
     finally:
         bar.close()
         batches.close()
-        run.close()
-    return TrainResult(run.path, t.steps, last)
+        if s.run is not None:
+            s.run.close()
+    world.barrier()  # every process returns once the run is complete on disk
+    return TrainResult(s.out if s.run is None else s.run.path, t.steps, last, world.rank)
+
+
+def _save(world: World, s: _Session, step: int, log_means: dict) -> None:
+    """Rank 0 writes the checkpoint, with every rank's dropout stream; all ranks learn the outcome."""
+    rngs = world.gather_objects(rng_state(s.dev)) if world.distributed else ()
+    extra = {"log_means": log_means}
+    world.main_only(
+        lambda: s.run.save(step, s.model, s.opt, s.sched, s.meta(step), s.dev, rngs, extra)
+    )
 
 
 # --------------------------------------------------------------------------- one step
@@ -180,13 +267,33 @@ def train_step(
     return StepResult(losses, grad_norm, z)
 
 
-def forward_losses(model: LeWM, cfg: Config, pixels_u8, actions, device, autocast, generator):
-    """One batch through the model; returns the loss dict and the embeddings."""
+class EncodePredict(nn.Module):
+    """The model's part of a training step as one ``forward``, the module DDP wraps.
+
+    pixels (B, T, 3, H, W), action blocks (B, T, f*A) -> z (B, T, D), z_pred (B, T-1, D):
+    frame i predicts frame i+1.
+    """
+
+    def __init__(self, model: LeWM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor, actions: torch.Tensor):
+        z = self.model.encode(pixels)  # (B, T, D)
+        z_pred = self.model.predict(z[:, :-1], actions[:, :-1])  # (B, T-1, D)
+        return z, z_pred
+
+
+def forward_losses(
+    model: nn.Module, cfg: Config, pixels_u8, actions, device, autocast, generator, reduce=None
+):
+    """One batch through the model (a LeWM or an :class:`EncodePredict`, maybe under DDP);
+    returns the loss dict and the embeddings. ``reduce``: see :func:`lewm.losses.lewm_loss`."""
+    net = EncodePredict(model) if isinstance(model, LeWM) else model
     pixels = frames_to_pixels(pixels_u8.to(device, non_blocking=True))  # (B, T, 3, H, W)
     actions = actions.to(device, non_blocking=True)  # (B, T, f*A)
     with autocast():
-        z = model.encode(pixels)  # (B, T, D)
-        z_pred = model.predict(z[:, :-1], actions[:, :-1])  # (B, T-1, D): frame i predicts i+1
+        z, z_pred = net(pixels, actions)  # (B, T, D), (B, T-1, D)
     losses = lewm_loss(
         z,
         z_pred,
@@ -195,73 +302,47 @@ def forward_losses(model: LeWM, cfg: Config, pixels_u8, actions, device, autocas
         num_projections=cfg.loss.sigreg_projections,
         num_knots=cfg.loss.sigreg_knots,
         t_max=cfg.loss.sigreg_t_max,
+        reduce=reduce,
     )
     return losses, z
 
 
-def batch_loss(model: LeWM, cfg: Config, device: torch.device, autocast) -> LossFn:
-    """The single-process LeWM loss of a :class:`ClipBatch`."""
+def batch_loss(
+    model: nn.Module, cfg: Config, device: torch.device, autocast, reduce: Reduce | None = None
+) -> LossFn:
+    """The LeWM loss of a :class:`ClipBatch`: one process's, or with ``reduce`` (the sum over
+    processes) the global batch's, computed from this process's shard."""
+    net = EncodePredict(model) if isinstance(model, LeWM) else model
 
     def loss_fn(batch: ClipBatch, generator: torch.Generator):
-        return forward_losses(model, cfg, batch.pixels, batch.actions, device, autocast, generator)
+        return forward_losses(
+            net, cfg, batch.pixels, batch.actions, device, autocast, generator, reduce
+        )
 
     return loss_fn
 
 
-# --------------------------------------------------------------------------- monitoring
-
-
-class RunningMeans:
-    """Means of the step losses and gradient norms since the last :meth:`pop`, and steps/s."""
-
-    def __init__(self):
-        self._reset()
-
-    def _reset(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count, self.seconds = 0, 0.0
-
-    def add(self, result: StepResult, seconds: float) -> None:
-        for k, v in result.losses.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v.item()
-        self.sums["grad_norm"] = self.sums.get("grad_norm", 0.0) + float(result.grad_norm)
-        self.count += 1
-        self.seconds += seconds
-
-    def pop(self) -> dict[str, float]:
-        """The means, plus ``steps_per_s`` (data, forward, backward, update; no validation or
-        saving); then start a new interval."""
-        out = {k: v / self.count for k, v in self.sums.items()}
-        out["steps_per_s"] = self.count / max(self.seconds, 1e-9)
-        self._reset()
-        return out
-
-
-def collapse_monitor(z: torch.Tensor) -> dict[str, float]:
-    """Mean per-dimension std of embeddings and their effective rank (exp of singular-value entropy)."""
-    z = z.detach().float().flatten(0, -2)  # (N, D)
-    std = z.std(dim=0).mean().item()
-    s = torch.linalg.svdvals(z - z.mean(dim=0))
-    p = s / s.sum().clamp_min(1e-12)
-    rank = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()).item()
-    return {"z_std": std, "z_eff_rank": rank}
-
-
 @torch.no_grad()
 def validate(
-    model: LeWM,
+    model: nn.Module,
     loss_fn: LossFn,
     dataset: ClipDataset,
     val_batches: list[np.ndarray],
     seed: int,
     step: int,
+    world: World | None = None,
 ) -> dict[str, float]:
-    """Mean losses on the held-out clips in eval mode (BatchNorm running stats, no dropout)."""
+    """Mean losses on the held-out clips in eval mode (BatchNorm running stats, no dropout).
+
+    Under several processes each one evaluates its shard of every validation batch and the
+    loss terms are the whole batch's.
+    """
+    world = world or World()
     model.eval()
     sums: dict[str, float] = {}
     for i, clips in enumerate(val_batches):
         gen = step_generator(seed + VAL_SEED_OFFSET, step * len(val_batches) + i)
-        losses, _ = loss_fn(dataset.get(clips), gen)
+        losses, _ = loss_fn(dataset.get(clips[world.shard(len(clips))]), gen)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v)
     model.train()

@@ -1,18 +1,19 @@
 """Everything training needs before its first step, all checked before the run directory is touched.
 
 - :func:`resolve_config` resolves a config against the data (action width, step budget and
-  schedule length from epochs); :func:`resume_budget` moves a resumed run's stop step. Both are
-  pure: they return a new :class:`~lewm.config.Config` and leave their input as it is.
-- :func:`prepare` builds the split, the clips, the loader and the validation batches.
-- :func:`build_training` builds the seeded model, AdamW and the warm-up + cosine schedule.
-- :func:`require_single_process`, :func:`resolve_device`, :func:`autocast_for`.
+  schedule length from epochs). It is pure: it returns a new :class:`~lewm.config.Config` and
+  leaves its input as it is. What a resume may change is :mod:`lewm.train_resume`.
+- :func:`prepare` builds the split, the clips, the loader (this process's shard of every
+  global batch) and the validation batches.
+- :func:`build_training` builds the seeded model (BatchNorm over the global batch under
+  several processes), AdamW and the warm-up + cosine schedule.
+- :func:`resolve_device`, :func:`autocast_for`.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import os
 import sys
 from collections.abc import Mapping
 from contextlib import nullcontext
@@ -25,9 +26,28 @@ import torch
 from lewm.config import Config, TrainConfig
 from lewm.data.clips import ClipDataset, ClipLoader, clip_index, clip_split, episode_split
 from lewm.data.hdf5 import DatasetInfo, inspect_dataset
+from lewm.distributed import World, check_batch_split, sync_batchnorm
 from lewm.errors import ConfigError, DatasetError, LewmError
+from lewm.losses import SEED_STRIDE
 from lewm.model.world_model import LeWM
 from lewm.run_dir import SavedRun
+from lewm.train_resume import check_hand_edits, check_same_data, resume_budget, resume_config
+
+__all__ = [
+    "Split",
+    "TrainSetup",
+    "autocast_for",
+    "build_optimizer",
+    "build_scheduler",
+    "build_training",
+    "lr_factor",
+    "make_split",
+    "prepare",
+    "resolve_config",
+    "resolve_device",
+    "resume_budget",
+    "validation_batches",
+]
 
 CLIP_SPLIT_RULE = (
     "clips = every (episode, start) with 0 <= start <= ep_len - span, episodes and starts in "
@@ -36,28 +56,17 @@ CLIP_SPLIT_RULE = (
 )
 
 
-# --------------------------------------------------------------------------- processes, devices
+# --------------------------------------------------------------------------- devices
 
 
-def require_single_process(environ: Mapping[str, str] = os.environ) -> None:
-    """Refuse a multi-process launch (``WORLD_SIZE`` > 1) until training supports one."""
-    raw = environ.get("WORLD_SIZE", "").strip() or "1"
-    try:
-        world_size = int(raw)
-    except ValueError:
-        raise LewmError(f"WORLD_SIZE={raw!r} is not an integer") from None
-    if world_size > 1:
-        raise LewmError(
-            f"WORLD_SIZE={world_size}: multi-process training is not available yet (each process "
-            "would compute SIGReg on its own batch, not the global one; spec §3.4); run one process"
-        )
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """'auto' -> cuda, mps, cpu; explicit names are checked.
 
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda, mps, cpu; explicit names are checked."""
+    ``local_rank`` (multi-process training) picks this process's GPU, ``cuda:LOCAL_RANK``.
+    """
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return _cuda(local_rank)
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -69,7 +78,19 @@ def resolve_device(name: str) -> torch.device:
         raise LewmError("--device mps: MPS is not available")
     if name not in ("cpu", "cuda", "mps"):
         raise LewmError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
-    return torch.device(name)
+    return _cuda(local_rank) if name == "cuda" else torch.device(name)
+
+
+def _cuda(local_rank: int | None) -> torch.device:
+    if local_rank is None:
+        return torch.device("cuda")
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise LewmError(
+            f"LOCAL_RANK={local_rank} but this machine has {count} CUDA device(s): run at most "
+            f"{count} processes per machine (torchrun --nproc-per-node {count})"
+        )
+    return torch.device("cuda", local_rank)
 
 
 def autocast_for(cfg: Config, device: torch.device):
@@ -116,31 +137,6 @@ def resolve_config(cfg: Config, info: DatasetInfo, batches_per_epoch: int) -> Co
     )
 
 
-def resume_budget(saved: Config, steps: int, start: int) -> Config:
-    """A resumed run's config: ``saved`` with its stop step moved to ``steps`` (0 keeps it).
-
-    The schedule is fixed when a run starts, so a stop step past ``train.schedule_steps``
-    (where the lr is 0) is refused, and so is one the run has already reached.
-    """
-    t = saved.train
-    target = steps or t.steps
-    if target > t.schedule_steps:
-        raise ConfigError(
-            f"--steps {target}: this run's learning-rate schedule ends at {t.schedule_steps} steps "
-            f"(train.schedule_steps), past it the lr is 0; start a new run with --steps {target}, "
-            "or start it with --set train.schedule_steps=N so that --resume can extend it up to N"
-        )
-    if target <= start:
-        more = (
-            f"pass --steps N with N up to {t.schedule_steps} to train further"
-            if start < t.schedule_steps
-            else "its schedule ends there; start a new run with a larger --steps to train longer"
-        )
-        raise LewmError(f"the run is already at step {start} (stop step {target}); {more}")
-    out = copy.deepcopy(saved)
-    return replace(out, train=replace(out.train, steps=target))
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -180,13 +176,19 @@ def make_split(cfg: Config, info: DatasetInfo, data: Path) -> Split:
     return Split(clip_index(info, train_eps, span), clip_index(info, val_eps, span), record)
 
 
-def validation_batches(val_clips: np.ndarray, t: TrainConfig) -> list[np.ndarray]:
-    """A fixed, seeded subset of held-out clips, so validation losses are comparable across steps."""
+def validation_batches(
+    val_clips: np.ndarray, t: TrainConfig, min_clips: int = 2
+) -> list[np.ndarray]:
+    """A fixed, seeded subset of held-out clips, so validation losses are comparable across steps.
+
+    ``min_clips``: the smallest batch kept (BatchNorm and SIGReg need 2; several processes
+    need one clip each).
+    """
     order = np.random.default_rng(t.split_seed).permutation(len(val_clips))
     b = t.batch_size
     n = max(1, min(t.val_batches, len(val_clips) // b))
     chunks = [order[i * b : (i + 1) * b] for i in range(n)]
-    return [val_clips[c] for c in chunks if len(c) >= 2]
+    return [val_clips[c] for c in chunks if len(c) >= max(2, min_clips)]
 
 
 @dataclass
@@ -196,19 +198,31 @@ class TrainSetup:
     cfg: Config
     dataset: ClipDataset
     loader: ClipLoader
-    val_batches: list[np.ndarray]  # clip indices (n, 2) per validation batch
+    val_batches: list[np.ndarray]  # clip indices (n, 2) per (global) validation batch
     split: dict  # split.json
     data_meta: dict  # the "data" block of config.json
 
 
-def prepare(cfg: Config, data: str | Path, saved: SavedRun | None = None) -> TrainSetup:
+def prepare(
+    cfg: Config,
+    data: str | Path,
+    saved: SavedRun | None = None,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    world: World | None = None,
+) -> TrainSetup:
     """Check ``cfg`` against ``data`` and build the clips; writes nothing.
 
     A new run resolves ``cfg``. A resume (``saved``) uses the saved config and action
-    statistics; only its stop step moves, to ``cfg.train.steps`` when that is non-zero.
+    statistics, changed only by ``overrides`` (dotted key -> value, the settings the user
+    asked for; :func:`lewm.train_resume.resume_config` says which may change) and by its stop
+    step, moved to ``cfg.train.steps`` when that is non-zero; the data must be the run's.
+    ``world``: the processes; the loader yields this process's shard of every global batch.
     """
+    world = world or World()
     data = Path(data)
-    base = resume_budget(saved.config, cfg.train.steps, saved.step) if saved else cfg.validate()
+    base = _base_config(cfg, saved, overrides or {})
+    check_batch_split(base.train.batch_size, world.size)
     info = inspect_dataset(data)
     split = make_split(base, info, data)
     cfg = resolve_config(base, info, len(split.train) // base.train.batch_size)
@@ -221,13 +235,30 @@ def prepare(cfg: Config, data: str | Path, saved: SavedRun | None = None) -> Tra
         profile=cfg.profile,
         info=info,
     )
-    loader = ClipLoader(dataset, split.train, cfg.train.batch_size, seed=cfg.train.seed)
+    shard = world.shard(cfg.train.batch_size)
+    loader = ClipLoader(dataset, split.train, cfg.train.batch_size, cfg.train.seed, shard=shard)
     if len(split.val) == 0:
         raise DatasetError(
             f"{data}: the validation episodes hold no complete clip; collect longer or more episodes"
         )
-    _note_batch_size(cfg)
-    data_meta = {
+    data_meta = _data_meta(cfg, data, info, split, loader, dataset.fingerprint())
+    if saved:
+        check_same_data(saved.data, data_meta, saved.path)
+    val = validation_batches(split.val, cfg.train, min_clips=world.size)
+    return TrainSetup(cfg, dataset, loader, val, split.record, data_meta)
+
+
+def _base_config(cfg: Config, saved: SavedRun | None, overrides: Mapping[str, str]) -> Config:
+    """A new run's ``cfg``, validated; or the saved run's config with the allowed changes."""
+    if saved is None:
+        return cfg.validate()
+    check_hand_edits(saved)
+    return resume_budget(resume_config(saved.config, overrides), cfg.train.steps, saved.step)
+
+
+def _data_meta(cfg: Config, data: Path, info: DatasetInfo, split, loader, fingerprint) -> dict:
+    """The "data" block of config.json; ``fingerprint`` identifies the file on resume."""
+    return {
         "path": str(data.resolve()),
         "n_episodes": info.n_episodes,
         "n_rows": info.n_rows,
@@ -238,12 +269,12 @@ def prepare(cfg: Config, data: str | Path, saved: SavedRun | None = None) -> Tra
         "val_clips": int(len(split.val)),
         "batches_per_epoch": loader.batches_per_epoch,
         "env": info.attrs.get("env"),
+        "fingerprint": fingerprint,
     }
-    val = validation_batches(split.val, cfg.train)
-    return TrainSetup(cfg, dataset, loader, val, split.record, data_meta)
 
 
-def _note_batch_size(cfg: Config) -> None:
+def note_batch_size(cfg: Config) -> None:
+    """SIGReg's strength grows with N (spec §3.1): say so when the batch is not the tuned 128."""
     if cfg.loss.sigreg_weight > 0 and cfg.train.batch_size != 128:
         print(
             f"note: SIGReg scales with the batch size; lambda={cfg.loss.sigreg_weight} was tuned for "
@@ -286,19 +317,34 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: Config) -> torch.optim.lr_s
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total))
 
 
-def build_training(cfg: Config, normalizer, dev: torch.device):
+def build_training(cfg: Config, normalizer, dev: torch.device, world: World | None = None):
     """Model (initialised from ``train.seed``), AdamW and the schedule; seeds the dropout stream.
+
+    Under several processes (``world``), the model's BatchNorms use the global batch's
+    statistics unless ``train.sync_batchnorm`` is false, and each rank has its own dropout
+    stream (rank 0's is the single-process one). ``train.compile`` compiles the encoder and
+    the predictor in place (the state-dict keys stay the reference's).
 
     Returns:
         (model in train mode on ``dev``, optimiser, scheduler).
     """
+    world = world or World()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
         model = LeWM(cfg.model, normalizer)
+    if world.distributed and cfg.train.sync_batchnorm:
+        sync_batchnorm(model, world.sum)
     model.to(dev).train()
+    if cfg.train.compile:
+        model.encoder.compile()
+        model.predictor.compile()
     opt = build_optimizer(model, cfg, dev)
     sched = build_scheduler(opt, cfg)
-    torch.manual_seed(
-        cfg.train.seed + 1
-    )  # dropout draws from the global stream; resume restores it
+    # Dropout draws from the global stream; resume restores it.
+    torch.manual_seed(dropout_seed(cfg.train.seed, world.rank))
     return model, opt, sched
+
+
+def dropout_seed(seed: int, rank: int) -> int:
+    """Rank r's dropout stream: seed + 1 on rank 0 (as one process), distinct on the others."""
+    return seed + 1 + rank * SEED_STRIDE

@@ -1,4 +1,4 @@
-"""Crash-safe writes: a temp file in the same folder, fsync, then rename.
+"""Crash-safe writes: a temp file in the same folder, fsync, then rename (both functions).
 
 A killed job never leaves a file that looks valid: either the old content or the
 new one is at ``path``, never half of it.
@@ -32,6 +32,8 @@ def atomic_torch_save(obj, path: Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        with open(tmp, "rb+") as f:  # on disk before the rename, as atomic_write_bytes does
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

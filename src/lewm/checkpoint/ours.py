@@ -14,6 +14,7 @@ from lewm.checkpoint.common import (
     WEIGHTS_FILE,
     load_state_dict_strict,
     read_json,
+    read_safetensors,
 )
 from lewm.config import Config
 from lewm.data.normalize import ActionNormalizer
@@ -35,13 +36,19 @@ def save_model(run_dir: Path, model: LeWM, meta: Mapping) -> None:
 
 
 def run_metadata(cfg: Config, normalizer: ActionNormalizer, data: Mapping, step: int) -> dict:
-    """The content of a run's ``config.json``: the resolved config plus what loading needs."""
+    """The content of a run's ``config.json``: the resolved config plus what loading needs.
+
+    ``git_commit`` is the revision of the code that wrote this checkpoint (None outside a git
+    checkout; ``+dirty`` with local changes), for provenance and ``lewm report``.
+    """
     from lewm import __version__
+    from lewm.gitinfo import git_commit
 
     meta = cfg.to_dict()
     meta.update(
         format_version=FORMAT_VERSION,
         lewm_version=__version__,
+        git_commit=git_commit(),
         action_normalizer=normalizer.to_dict(),
         data=dict(data),
         step=int(step),
@@ -50,6 +57,9 @@ def run_metadata(cfg: Config, normalizer: ActionNormalizer, data: Mapping, step:
 
 
 def config_from_metadata(meta: Mapping) -> Config:
+    """The validated :class:`Config` of a run's ``config.json`` content."""
+    if not isinstance(meta, Mapping):
+        raise CheckpointError(f"invalid config.json: expected a JSON object, got {meta!r:.40}")
     keys = {"preset", "profile", "model", "loss", "optim", "train"}
     try:
         return Config.from_dict({k: meta[k] for k in keys if k in meta}).validate()
@@ -57,20 +67,41 @@ def config_from_metadata(meta: Mapping) -> Config:
         raise CheckpointError(f"invalid config.json: {exc}") from exc
 
 
-def load_ours(folder: Path, device) -> LeWM:
-    from safetensors.torch import load_file
-
-    meta = read_json(folder / CONFIG_FILE)
+def check_format_version(meta: Mapping, path: Path) -> int:
+    """The run's ``format_version``: an integer this code understands (1..FORMAT_VERSION)."""
     if "format_version" not in meta:
-        raise CheckpointError(f"{folder / CONFIG_FILE}: not a lewm run config (no format_version)")
+        raise CheckpointError(f"{path}: not a lewm run config (no format_version)")
+    version = meta["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path}: format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: written in checkpoint format version {version}, this lewm reads up to "
+            f"{FORMAT_VERSION}; upgrade lewm to load it"
+        )
+    return version
+
+
+def normalizer_from_metadata(meta: Mapping, cfg: Config, path: Path) -> ActionNormalizer:
+    """The run's saved action statistics, checked against the model's action dimension."""
+    if meta.get("action_normalizer") is None:
+        raise CheckpointError(
+            f"{path}: no action statistics (action_normalizer); every lewm run saves them, so "
+            "the file was edited or damaged"
+        )
+    try:
+        return ActionNormalizer.from_dict(meta["action_normalizer"], cfg.model.action_dim)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: action_normalizer: {exc}") from None
+
+
+def load_ours(folder: Path, device) -> LeWM:
+    meta = read_json(folder / CONFIG_FILE)
+    check_format_version(meta, folder / CONFIG_FILE)
     cfg = config_from_metadata(meta)
-    normalizer = (
-        ActionNormalizer.from_dict(meta["action_normalizer"])
-        if meta.get("action_normalizer")
-        else None
-    )
+    normalizer = normalizer_from_metadata(meta, cfg, folder / CONFIG_FILE)
     model = LeWM(cfg.model, normalizer)
-    state = load_file(str(folder / WEIGHTS_FILE))
+    state = read_safetensors(folder / WEIGHTS_FILE)
     load_state_dict_strict(model, state, folder / WEIGHTS_FILE)
     model.provenance = Provenance(
         source="lewm",

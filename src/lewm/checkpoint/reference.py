@@ -7,14 +7,20 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from lewm.checkpoint.atomic import atomic_torch_save, atomic_write_bytes
-from lewm.checkpoint.common import CONFIG_FILE, load_state_dict_strict, read_json
-from lewm.config import ActionEncoderConfig, EncoderConfig, ModelConfig, PredictorConfig
+from lewm.checkpoint.common import (
+    CONFIG_FILE,
+    load_state_dict_strict,
+    read_json,
+    read_torch_tensors,
+)
+from lewm.config import ActionEncoderConfig, Config, EncoderConfig, ModelConfig, PredictorConfig
 from lewm.data.normalize import ActionNormalizer
-from lewm.errors import CheckpointError
+from lewm.errors import CheckpointError, ConfigError
 from lewm.model.provenance import Provenance
 from lewm.model.world_model import LeWM
 
@@ -61,59 +67,103 @@ def to_v5_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def model_config_from_reference(rc: Mapping, frameskip: int = 5) -> ModelConfig:
-    """Build a ModelConfig from the authors' ``config.json`` blocks (``_target_`` keys ignored)."""
-    try:
-        enc, pred, act = rc["encoder"], rc["predictor"], rc["action_encoder"]
-        proj = rc["projector"]
-        size = enc.get("size", "tiny")
-        if size in VIT_SIZES:
-            hidden, depth, heads, mlp = VIT_SIZES[size]
-        elif all(k in enc for k in ("hidden_dim", "depth", "heads", "mlp_dim")):
-            hidden, depth, heads, mlp = (
-                int(enc[k]) for k in ("hidden_dim", "depth", "heads", "mlp_dim")
-            )
-        else:
-            raise CheckpointError(f"unknown encoder size {size!r}; known: {sorted(VIT_SIZES)}")
-        embed = int(pred.get("input_dim", proj["output_dim"]))
-        for key in ("hidden_dim", "output_dim"):
-            if int(pred.get(key, embed)) != embed:
-                raise CheckpointError(
-                    f"predictor.{key} != input_dim: projected predictors are not supported"
-                )
-        input_dim = int(act["input_dim"])
-        if input_dim % frameskip:
-            raise CheckpointError(
-                f"action_encoder.input_dim {input_dim} is not a multiple of frameskip {frameskip}"
-            )
-        return ModelConfig(
-            embed_dim=embed,
-            projector_hidden=int(proj["hidden_dim"]),
-            frameskip=frameskip,
-            action_dim=input_dim // frameskip,
-            encoder=EncoderConfig(
-                image_size=int(enc.get("image_size", 224)),
-                patch_size=int(enc.get("patch_size", 14)),
-                hidden_dim=hidden,
-                depth=depth,
-                heads=heads,
-                mlp_dim=mlp,
-            ),
-            predictor=PredictorConfig(
-                num_frames=int(pred["num_frames"]),
-                depth=int(pred["depth"]),
-                heads=int(pred["heads"]),
-                dim_head=int(pred["dim_head"]),
-                mlp_dim=int(pred["mlp_dim"]),
-                dropout=float(pred.get("dropout", 0.1)),
-                emb_dropout=float(pred.get("emb_dropout", 0.0)),
-            ),
-            action_encoder=ActionEncoderConfig(
-                smoothed_dim=int(act.get("smoothed_dim", 10)),
-                mlp_scale=int(act.get("mlp_scale", 4)),
-            ),
+    """Build a ModelConfig from the authors' ``config.json`` blocks (``_target_`` keys ignored).
+
+    Every value is checked (an integer where one is meant, then the config value rules),
+    so a damaged or edited file is one CheckpointError naming the block and key.
+    """
+    enc, pred, act, proj = (
+        _block(rc, k) for k in ("encoder", "predictor", "action_encoder", "projector")
+    )
+    size = enc.get("size", "tiny")
+    if size in VIT_SIZES:
+        hidden, depth, heads, mlp = VIT_SIZES[size]
+    elif all(k in enc for k in ("hidden_dim", "depth", "heads", "mlp_dim")):
+        hidden, depth, heads, mlp = (
+            _int(enc, "encoder", k) for k in ("hidden_dim", "depth", "heads", "mlp_dim")
         )
-    except KeyError as exc:
-        raise CheckpointError(f"authors' config.json is missing {exc}") from exc
+    else:
+        raise CheckpointError(f"unknown encoder size {size!r}; known: {sorted(VIT_SIZES)}")
+    embed = _int(pred, "predictor", "input_dim", _int(proj, "projector", "output_dim"))
+    for key in ("hidden_dim", "output_dim"):
+        if _int(pred, "predictor", key, embed) != embed:
+            raise CheckpointError(
+                f"predictor.{key} != input_dim: projected predictors are not supported"
+            )
+    input_dim = _int(act, "action_encoder", "input_dim")
+    if input_dim % frameskip:
+        raise CheckpointError(
+            f"action_encoder.input_dim {input_dim} is not a multiple of frameskip {frameskip}"
+        )
+    cfg = ModelConfig(
+        embed_dim=embed,
+        projector_hidden=_int(proj, "projector", "hidden_dim"),
+        frameskip=frameskip,
+        action_dim=input_dim // frameskip,
+        encoder=EncoderConfig(
+            image_size=_int(enc, "encoder", "image_size", 224),
+            patch_size=_int(enc, "encoder", "patch_size", 14),
+            hidden_dim=hidden,
+            depth=depth,
+            heads=heads,
+            mlp_dim=mlp,
+        ),
+        predictor=PredictorConfig(
+            **{
+                k: _int(pred, "predictor", k)
+                for k in ("num_frames", "depth", "heads", "dim_head", "mlp_dim")
+            },
+            dropout=_float(pred, "predictor", "dropout", 0.1),
+            emb_dropout=_float(pred, "predictor", "emb_dropout", 0.0),
+        ),
+        action_encoder=ActionEncoderConfig(
+            smoothed_dim=_int(act, "action_encoder", "smoothed_dim", 10),
+            mlp_scale=_int(act, "action_encoder", "mlp_scale", 4),
+        ),
+    )
+    try:
+        Config(model=cfg).validate()  # the same value rules as our own configs
+    except ConfigError as exc:
+        raise CheckpointError(f"authors' config.json: {exc}") from None
+    return cfg
+
+
+def _block(rc: Mapping, key: str) -> Mapping:
+    if key not in rc:
+        raise CheckpointError(f"authors' config.json is missing '{key}'")
+    if not isinstance(rc[key], Mapping):
+        raise CheckpointError(
+            f"authors' config.json: '{key}' must be an object, got {rc[key]!r:.40}"
+        )
+    return rc[key]
+
+
+_REQUIRED = object()
+
+
+def _int(block: Mapping, where: str, key: str, default: Any = _REQUIRED) -> int:
+    """``block[key]`` as an int; a fractional number, a string or a bool is refused."""
+    if key not in block:
+        if default is _REQUIRED:
+            raise CheckpointError(f"authors' config.json is missing '{where}.{key}'")
+        return default
+    value = block[key]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckpointError(
+            f"authors' config.json: {where}.{key} must be an integer, got {value!r}"
+        )
+    return value
+
+
+def _float(block: Mapping, where: str, key: str, default: float) -> float:
+    value = block.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CheckpointError(
+            f"authors' config.json: {where}.{key} must be a number, got {value!r}"
+        )
+    return float(value)
 
 
 def reference_config_dict(cfg: ModelConfig) -> dict:
@@ -211,8 +261,9 @@ def _reference_normalizer(
             "`--stats-from FILE.h5`) or ask for raw units explicitly (identity_normalizer=True, "
             "`--identity-normalizer`)"
         )
-    from lewm.data.hdf5 import open_h5
+    from lewm.data.hdf5 import inspect_dataset, open_h5
 
+    inspect_dataset(stats_from)  # a layout the statistics can be read from
     with open_h5(stats_from) as f:
         actions = f["action"][()]
     # spec §4.2: reference = the planner's biased scaler; clean = the training's unbiased std
@@ -233,10 +284,7 @@ def load_reference(
     cfg = model_config_from_reference(rc, frameskip)
     normalizer, stats = _reference_normalizer(weights, stats_from, identity_normalizer, profile)
     model = LeWM(cfg, normalizer)
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise CheckpointError(f"{weights}: cannot be read as a plain state dict ({exc})") from exc
+    state = read_torch_tensors(weights)
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{weights}: expected a state dict, got {type(state).__name__}")
     state, layout = remap_vit_keys(state)

@@ -69,6 +69,9 @@ def run_preview(args: argparse.Namespace) -> int:
 # for tests and notebooks); their heavy imports stay inside them.
 
 
+INFO_SAMPLE_CHUNKS = 64  # chunks per column that `data info` decompresses to find damage
+
+
 def describe(path) -> str:
     """Human-readable summary of a dataset file: layout check, columns, action statistics."""
     import json
@@ -76,8 +79,10 @@ def describe(path) -> str:
     import numpy as np
 
     from lewm.data.hdf5 import inspect_dataset, open_h5
+    from lewm.data.normalize import extreme_actions
 
-    info = inspect_dataset(path)
+    # every chunked column's chunks, sampled: a damaged file is reported as damaged
+    info = inspect_dataset(path, sample_chunks=INFO_SAMPLE_CHUNKS)
     lines = [f"file: {info.path}"]
     meta = info.attrs
     if meta:
@@ -114,6 +119,9 @@ def describe(path) -> str:
         stats = zip(valid.mean(0), valid.std(0), valid.min(0), valid.max(0), strict=True)
         for d, (mu, sd, lo, hi) in enumerate(stats):
             lines.append(f"  {d:>3} {mu:>10.4f} {sd:>10.4f} {lo:>10.4f} {hi:>10.4f}")
+        problem = extreme_actions(valid)
+        if problem:
+            lines.append(f"warning: {problem}")
     if meta and "env_kwargs" in meta and meta["env_kwargs"]:
         lines.append(f"env kwargs: {json.dumps(meta['env_kwargs'])}")
     return "\n".join(lines)
@@ -134,15 +142,15 @@ def write_preview(
     Returns:
         (output path, number of GIF frames, list of episode indices shown).
     """
-    from pathlib import Path
 
     import numpy as np
     from PIL import Image
 
     from lewm.data.hdf5 import inspect_dataset, open_h5
     from lewm.errors import ConfigError
+    from lewm.paths import check_output_file
 
-    out = Path(out)
+    out = check_output_file(out, inputs=[path], parent_must_exist=True)
     for name, value in (("episodes", episodes), ("every", every), ("scale", scale)):
         if value <= 0:
             raise ConfigError(f"--{name} must be positive, got {value}")
@@ -150,8 +158,6 @@ def write_preview(
         raise ConfigError(f"--fps must be positive, got {fps}")
     if out.suffix.lower() != ".gif":
         raise ConfigError(f"{out}: the preview is an animated GIF; use a .gif name")
-    if not out.parent.is_dir():
-        raise ConfigError(f"{out}: directory {out.parent} does not exist")
     info = inspect_dataset(path, check_actions=False)
     if not 0 <= start < info.n_episodes:
         raise ConfigError(f"--start {start} is out of range: {path} has {info.n_episodes} episodes")

@@ -40,8 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from lewm.paths import check_output_file
     from lewm.report import write_report
 
+    # before reading anything: an unusable --out (empty, a directory, an input) fails first
+    check_output_file(args.out, inputs=[args.run_dir, *args.evals, *args.analyses])
     result = write_report(args.run_dir, evals=args.evals, analyses=args.analyses, out=args.out)
     for problem in result.problems:
         print(f"warning: {problem}", file=sys.stderr)

@@ -12,6 +12,7 @@ the HDF5 file per clip; small columns are always cached.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -139,6 +140,13 @@ class ClipDataset:
             f = self._local.file = open_h5(self.path)
         return f
 
+    def fingerprint(self) -> str:
+        """sha256 of the episode lengths and the raw action column: identifies the file's
+        episodes (and so the split) without reading its pixels."""
+        h = hashlib.sha256(np.ascontiguousarray(self.info.ep_len, dtype=np.int64).tobytes())
+        h.update(np.ascontiguousarray(self.actions).tobytes())
+        return h.hexdigest()
+
     # -- access --------------------------------------------------------------
     def clip_index(self, episodes: np.ndarray) -> np.ndarray:
         return clip_index(self.info, episodes, self.span)
@@ -170,11 +178,21 @@ class ClipLoader:
     """Shuffled, drop-last batches of clip indices with a seeded order, prefetched in a thread.
 
     The order of epoch e is ``default_rng([seed, e]).permutation``, so a run
-    resumed at (epoch, position) sees exactly the same batches.
+    resumed at (epoch, position) sees exactly the same batches. ``batch_size`` is the
+    global batch; with several processes (``shard``, a slice of it) each one gathers only
+    its contiguous part of every global batch, so the shards of all processes, in rank
+    order, are the single-process batch, whatever the number of processes.
     """
 
     def __init__(
-        self, dataset: ClipDataset, clips: np.ndarray, batch_size: int, seed: int, prefetch: int = 2
+        self,
+        dataset: ClipDataset,
+        clips: np.ndarray,
+        batch_size: int,
+        seed: int,
+        prefetch: int = 2,
+        *,
+        shard: slice | None = None,
     ):
         if len(clips) < batch_size:
             raise DatasetError(
@@ -183,6 +201,7 @@ class ClipLoader:
             )
         self.dataset, self.clips, self.batch_size, self.seed = dataset, clips, batch_size, seed
         self.prefetch = prefetch
+        self.shard = shard or slice(None)
         self.batches_per_epoch = len(clips) // batch_size
 
     def epoch_order(self, epoch: int) -> np.ndarray:
@@ -211,8 +230,8 @@ class ClipLoader:
                     if epoch != order_epoch:
                         order = self.epoch_order(epoch)
                         order_epoch = epoch
-                    idx = order[pos * self.batch_size : (pos + 1) * self.batch_size]
-                    put(self.dataset.get(self.clips[idx]))
+                    idx = order[pos * self.batch_size : (pos + 1) * self.batch_size]  # (B,)
+                    put(self.dataset.get(self.clips[idx[self.shard]]))  # this process's shard
                     i += 1
             except BaseException as exc:  # surface loader errors in the training thread
                 put(exc)

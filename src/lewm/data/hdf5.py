@@ -1,50 +1,52 @@
-"""The reference HDF5 dataset layout (spec §5, OFFICIAL_FORMAT §6): read, check, write.
+"""The reference HDF5 dataset layout (spec §5, OFFICIAL_FORMAT §6): read and check.
 
 One HDF5 dataset per column at the root, each a flat array over all rows of all
 episodes (episodes contiguous, in order), plus ``ep_len`` (int32, E) and
 ``ep_offset`` (int64, E). ``pixels`` is uint8 (N, H, W, 3); ``action`` is float
 (N, A) where row t is the action applied after observing row t, so the last row
 of every episode is NaN.
+
+:func:`inspect_dataset` refuses anything else with one :class:`DatasetError` naming
+the file, the column and what is wrong, and decompresses a sample of chunks so a
+damaged file is found before training or evaluation starts. Files are opened
+through :mod:`lewm.data.h5io` (reads that fail name the file); writing is
+:class:`lewm.data.hdf5_writer.DatasetWriter` (re-exported here).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from lewm.data.h5io import (
+    BLOSC_FILTER_ID,
+    COMPRESSIONS,
+    FORMAT_VERSION,
+    ensure_filters,
+    open_h5,
+)
+from lewm.data.hdf5_writer import DatasetWriter
 from lewm.errors import DatasetError
 
-FORMAT_VERSION = 1
+__all__ = [
+    "BLOSC_FILTER_ID",
+    "COMPRESSIONS",
+    "FORMAT_VERSION",
+    "REQUIRED_COLUMNS",
+    "DatasetInfo",
+    "DatasetWriter",
+    "check_chunks",
+    "inspect_dataset",
+    "open_h5",
+]
+
 REQUIRED_COLUMNS = ("pixels", "action", "ep_len", "ep_offset")
-BLOSC_FILTER_ID = 32001
-COMPRESSIONS = ("gzip", "blosc", "none")
-
-
-def _ensure_filters() -> bool:
-    """Register the hdf5plugin filters (Blosc for paper-era files). Returns availability."""
-    try:
-        import hdf5plugin  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
-    """Open an HDF5 file with a clear error for a missing or non-HDF5 path."""
-    path = Path(path)
-    _ensure_filters()
-    if mode == "r" and not path.is_file():
-        raise DatasetError(f"{path}: no such dataset file")
-    try:
-        return h5py.File(path, mode)
-    except OSError as exc:
-        raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from exc
+SAMPLE_CHUNKS = 4  # chunks per column decompressed by every inspect_dataset (a few ms)
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,25 @@ class DatasetInfo:
         return int(self.ep_len.min()) if self.n_episodes else 0
 
 
-def inspect_dataset(path: str | os.PathLike, *, check_actions: bool = True) -> DatasetInfo:
+def inspect_dataset(
+    path: str | os.PathLike, *, check_actions: bool = True, sample_chunks: int = SAMPLE_CHUNKS
+) -> DatasetInfo:
     """Check a file against the reference layout and describe it.
+
+    Args:
+        check_actions: also check that only each episode's last action row is NaN.
+        sample_chunks: decompress this many chunks of every chunked column (evenly
+            spread, first and last included) to find damage; 0 skips it.
 
     Raises:
         DatasetError: naming the file, the column and what is wrong.
     """
     path = Path(path)
     with open_h5(path) as f:
-        return _inspect(f, path, check_actions=check_actions)
+        info = _inspect(f, path, check_actions=check_actions)
+        if sample_chunks:
+            check_chunks(f, path, sample_chunks)
+        return info
 
 
 def _inspect(f: h5py.File, path: Path, *, check_actions: bool) -> DatasetInfo:
@@ -83,6 +95,13 @@ def _inspect(f: h5py.File, path: Path, *, check_actions: bool) -> DatasetInfo:
         raise DatasetError(
             f"{path}: missing column(s) {missing}; the reference layout needs {list(REQUIRED_COLUMNS)}"
         )
+    for name in REQUIRED_COLUMNS:
+        if not isinstance(f[name], h5py.Dataset):
+            raise DatasetError(
+                f"{path}: {name!r} is an HDF5 {type(f[name]).__name__.lower()}, not a dataset "
+                "(the reference layout stores every column as one dataset at the root)"
+            )
+    _check_version(f, path)
     columns = {
         name: (tuple(obj.shape), str(obj.dtype))
         for name, obj in f.items()
@@ -94,12 +113,6 @@ def _inspect(f: h5py.File, path: Path, *, check_actions: bool) -> DatasetInfo:
     _check_columns(pixels, action, columns, n_rows, path)
     if check_actions:
         _check_action_rows(np.asarray(action[()], dtype=np.float64), ep_len, ep_offset, path)
-    attrs = {}
-    if "lewm_meta" in f.attrs:
-        try:
-            attrs = json.loads(f.attrs["lewm_meta"])
-        except (TypeError, ValueError):
-            attrs = {}
     return DatasetInfo(
         path=str(path),
         n_rows=n_rows,
@@ -109,21 +122,58 @@ def _inspect(f: h5py.File, path: Path, *, check_actions: bool) -> DatasetInfo:
         columns=columns,
         image_size=(int(pixels.shape[1]), int(pixels.shape[2])),
         action_dim=int(action.shape[1]),
-        attrs=attrs,
+        attrs=_meta(f),
+    )
+
+
+def _check_version(f: h5py.File, path: Path) -> None:
+    version = f.attrs.get("lewm_format_version", FORMAT_VERSION)
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{path}: lewm_format_version {version!r} is not an integer") from None
+    if version > FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: written in dataset format version {version}, this lewm reads up to "
+            f"{FORMAT_VERSION}; upgrade lewm"
+        )
+
+
+def _meta(f: h5py.File) -> dict:
+    """The collection metadata (``lewm_meta`` JSON attribute); {} when absent or unreadable."""
+    try:
+        meta = json.loads(f.attrs["lewm_meta"]) if "lewm_meta" in f.attrs else {}
+    except (TypeError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _integer_column(f: h5py.File, name: str, path: Path) -> np.ndarray:
+    """A 1-D index column as int64; a fractional value is refused (never truncated)."""
+    raw = np.asarray(f[name][()])
+    if raw.dtype.kind in "iu":
+        return raw.astype(np.int64)
+    if raw.dtype.kind == "f" and np.isfinite(raw).all() and (raw == np.round(raw)).all():
+        return raw.astype(np.int64)  # integral floats from another writer
+    raise DatasetError(
+        f"{path}: column {name!r} must hold integers, got {raw.dtype} values such as "
+        f"{raw.reshape(-1)[:3].tolist()}"
     )
 
 
 def _episode_index(f: h5py.File, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``ep_len`` and ``ep_offset`` (int64, E), checked: positive lengths, exclusive cumsum."""
-    ep_len = np.asarray(f["ep_len"][()], dtype=np.int64)
-    ep_offset = np.asarray(f["ep_offset"][()], dtype=np.int64)
+    ep_len = _integer_column(f, "ep_len", path)
+    ep_offset = _integer_column(f, "ep_offset", path)
     if ep_len.ndim != 1 or ep_offset.shape != ep_len.shape:
         raise DatasetError(
             f"{path}: ep_len {ep_len.shape} and ep_offset {ep_offset.shape} must be 1-D of equal length"
         )
+    if len(ep_len) == 0:
+        raise DatasetError(f"{path}: the file holds no episodes (ep_len is empty)")
     if (ep_len <= 0).any():
         raise DatasetError(f"{path}: ep_len has non-positive entries")
-    expected_offset = np.concatenate([[0], np.cumsum(ep_len)[:-1]]) if len(ep_len) else ep_len
+    expected_offset = np.concatenate([[0], np.cumsum(ep_len)[:-1]])
     if not np.array_equal(ep_offset, expected_offset):
         raise DatasetError(f"{path}: ep_offset is not the exclusive cumulative sum of ep_len")
     return ep_len, ep_offset
@@ -135,10 +185,14 @@ def _check_columns(pixels, action, columns: dict, n_rows: int, path: Path) -> No
         raise DatasetError(
             f"{path}: column 'pixels' must be uint8 (N, H, W, 3), got {pixels.dtype} {pixels.shape}"
         )
+    if min(pixels.shape[1:3]) < 1:
+        raise DatasetError(f"{path}: column 'pixels' has empty frames {pixels.shape[1:3]}")
     if action.ndim != 2 or not np.issubdtype(action.dtype, np.floating):
         raise DatasetError(
             f"{path}: column 'action' must be float (N, A), got {action.dtype} {action.shape}"
         )
+    if action.shape[1] < 1:
+        raise DatasetError(f"{path}: column 'action' has shape {action.shape}: no action dimension")
     for name, (shape, _) in columns.items():
         if name not in ("ep_len", "ep_offset") and (not shape or shape[0] != n_rows):
             raise DatasetError(
@@ -147,7 +201,7 @@ def _check_columns(pixels, action, columns: dict, n_rows: int, path: Path) -> No
     if pixels.chunks is not None and pixels.compression is None:
         filters = pixels.id.get_create_plist()
         ids = [filters.get_filter(i)[0] for i in range(filters.get_nfilters())]
-        if BLOSC_FILTER_ID in ids and not _ensure_filters():
+        if BLOSC_FILTER_ID in ids and not ensure_filters():
             raise DatasetError(
                 f"{path}: pixels are Blosc-compressed (paper-era file); `pip install hdf5plugin` to read it"
             )
@@ -167,164 +221,21 @@ def _check_action_rows(a: np.ndarray, ep_len, ep_offset, path: Path) -> None:
         )
 
 
-class DatasetWriter:
-    """Append episodes to a reference-layout file, crash-safely.
+def check_chunks(f: h5py.File, path: Path, n: int) -> int:
+    """Decompress up to ``n`` chunks of every chunked column (evenly spread, first and last
+    included); a damaged chunk raises DatasetError (through :mod:`lewm.data.h5io`).
 
-    Rows are written to a hidden temporary file next to ``path``; ``close()``
-    adds ``ep_len``/``ep_offset`` and renames it into place. If the writer is
-    used as a context manager and the block raises, the temporary file is
-    deleted, so an interrupted run never leaves a file that looks complete.
-
-    Args:
-        path: destination ``.h5`` file; its directory must exist.
-        compression: ``"gzip"`` (default; level 1, chunks of ``image_chunk_rows``
-            for image columns), ``"blosc"`` (LZ4 + shuffle as the paper-era files,
-            needs hdf5plugin) or ``"none"``.
-        meta: JSON-serialisable metadata stored in the file attribute ``lewm_meta``.
+    Returns:
+        the number of chunks read.
     """
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        *,
-        compression: str = "gzip",
-        image_chunk_rows: int = 100,
-        meta: Mapping | None = None,
-    ):
-        self.path = Path(path)
-        if compression not in COMPRESSIONS:
-            raise DatasetError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
-        if compression == "blosc" and not _ensure_filters():
-            raise DatasetError("compression='blosc' needs hdf5plugin: pip install hdf5plugin")
-        if not self.path.parent.is_dir():
-            raise DatasetError(f"{self.path}: directory {self.path.parent} does not exist")
-        self.compression = compression
-        self.image_chunk_rows = image_chunk_rows
-        self.tmp_path = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
-        self._f = h5py.File(self.tmp_path, "w")
-        if meta is not None:
-            self._f.attrs["lewm_meta"] = json.dumps(dict(meta))
-        self._spec: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
-        self._ep_len: list[int] = []
-        self._rows = 0
-
-    # -- writing -------------------------------------------------------------
-    def add_episode(self, columns: Mapping[str, np.ndarray]) -> None:
-        """Append one episode. Every array has the episode length as dim 0.
-
-        ``pixels`` must be uint8 (L, H, W, 3) and ``action`` float (L, A) with a
-        NaN last row (the reference alignment). ``ep_idx`` and ``step_idx`` are
-        added by the writer.
-        """
-        cols = {k: np.asarray(v) for k, v in columns.items()}
-        length = _check_episode(cols)
-        ep = len(self._ep_len)
-        cols["ep_idx"] = np.full(length, ep, dtype=np.int32)
-        cols["step_idx"] = np.arange(length, dtype=np.int32)
-        if self._spec is None:
-            self._create(cols)
-        assert self._spec is not None
-        if set(cols) != set(self._spec):
-            raise DatasetError(
-                f"episode {ep} has columns {sorted(cols)}, earlier episodes had {sorted(self._spec)}"
-            )
-        start, stop = self._rows, self._rows + length
-        for name, arr in cols.items():
-            shape, dtype = self._spec[name]
-            if arr.shape[1:] != shape:
-                raise DatasetError(
-                    f"episode {ep} column {name!r} has row shape {arr.shape[1:]}, expected {shape}"
-                )
-            ds = self._f[name]
-            ds.resize(stop, axis=0)
-            ds[start:stop] = arr.astype(dtype, copy=False)
-        self._rows = stop
-        self._ep_len.append(length)
-
-    def _create(self, cols: Mapping[str, np.ndarray]) -> None:
-        self._spec = {}
-        for name, arr in cols.items():
-            row_shape = arr.shape[1:]
-            dtype = arr.dtype
-            if dtype.kind == "U":
-                dtype = h5py.string_dtype()
-            kwargs: dict = {}
-            if len(row_shape) >= 2:  # images
-                kwargs["chunks"] = (self.image_chunk_rows, *row_shape)
-                if self.compression == "gzip":
-                    kwargs.update(compression="gzip", compression_opts=1)
-                elif self.compression == "blosc":
-                    import hdf5plugin
-
-                    kwargs.update(
-                        hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)
-                    )
-            else:
-                kwargs["chunks"] = (1000, *row_shape)
-            self._f.create_dataset(
-                name, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=dtype, **kwargs
-            )
-            self._spec[name] = (row_shape, np.dtype(dtype))
-
-    # -- finishing -----------------------------------------------------------
-    @property
-    def n_episodes(self) -> int:
-        return len(self._ep_len)
-
-    def close(self) -> Path:
-        """Write the episode index, flush and atomically move the file into place."""
-        if not self._ep_len:
-            self.abort()
-            raise DatasetError(f"{self.path}: no episodes were written")
-        ep_len = np.asarray(self._ep_len, dtype=np.int32)
-        ep_offset = np.concatenate([[0], np.cumsum(ep_len, dtype=np.int64)[:-1]]).astype(np.int64)
-        self._f.create_dataset("ep_len", data=ep_len, chunks=True)
-        self._f.create_dataset("ep_offset", data=ep_offset, chunks=True)
-        self._f.attrs["lewm_format_version"] = FORMAT_VERSION
-        self._f.close()
-        os.replace(self.tmp_path, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        """Discard everything written so far."""
-        try:
-            self._f.close()
-        finally:
-            self.tmp_path.unlink(missing_ok=True)
-
-    def __enter__(self) -> DatasetWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-def _check_episode(cols: Mapping[str, np.ndarray]) -> int:
-    """Check one episode's columns for :meth:`DatasetWriter.add_episode`; returns its length."""
-    for required in ("pixels", "action"):
-        if required not in cols:
-            raise DatasetError(f"episode is missing column {required!r}")
-    for reserved in ("ep_len", "ep_offset", "ep_idx", "episode_idx", "step_idx"):
-        if reserved in cols:
-            raise DatasetError(f"column {reserved!r} is written by the writer; do not pass it")
-    length = len(cols["pixels"])
-    if length < 1:
-        raise DatasetError("an episode needs at least one row")
-    for name, arr in cols.items():
-        if arr.ndim == 0 or len(arr) != length:
-            raise DatasetError(
-                f"column {name!r} has {len(arr) if arr.ndim else 0} rows, pixels has {length}"
-            )
-    px, act = cols["pixels"], cols["action"]
-    if px.dtype != np.uint8 or px.ndim != 4 or px.shape[-1] != 3:
-        raise DatasetError(f"pixels must be uint8 (L, H, W, 3), got {px.dtype} {px.shape}")
-    if act.ndim != 2 or not np.issubdtype(act.dtype, np.floating):
-        raise DatasetError(f"action must be float (L, A), got {act.dtype} {act.shape}")
-    if not np.isnan(act[-1]).all():
-        raise DatasetError("the last action row of an episode must be NaN (reference alignment)")
-    if not np.isfinite(act[:-1]).all():
-        raise DatasetError("non-terminal action rows must be finite")
-    return length
+    read = 0
+    for name, ds in f.items():
+        if not isinstance(ds, h5py.Dataset) or ds.chunks is None or not ds.shape or not ds.size:
+            continue
+        rows_per_chunk = ds.chunks[0]
+        n_chunks = -(-ds.shape[0] // rows_per_chunk)
+        for k in np.unique(np.linspace(0, n_chunks - 1, min(n, n_chunks)).round().astype(int)):
+            start = int(k) * rows_per_chunk
+            f[name][start : start + 1]  # one row decompresses (and checksums) its whole chunk
+            read += 1
+    return read

@@ -11,16 +11,15 @@ Episode ``i`` of a run with seed ``K`` draws its environment and policy seeds
 from ``np.random.SeedSequence(K, spawn_key=(i,))``, so the file is identical
 for any number of workers. Workers return whole episodes to the parent, which
 writes them in episode order through :class:`lewm.data.hdf5.DatasetWriter`
-(temporary file, atomic rename; deleted on error or Ctrl-C).
+(temporary file, atomic rename; deleted on error, Ctrl-C or SIGTERM). The worker
+pool and its lifecycle (every worker joined, workers exit when the collector is
+killed) live in :mod:`lewm.envs.collect_pool`.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import signal
 import sys
-from collections import deque
 from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
@@ -28,8 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from lewm.config import check_seed
+from lewm.envs.collect_pool import pool_episodes
 from lewm.envs.factory import build_env, load_object
 from lewm.errors import ConfigError, DatasetError
+from lewm.paths import check_output_file
 
 __all__ = ["RESERVED_COLUMNS", "EpisodeRunner", "collect", "episode_seeds", "load_object"]
 
@@ -121,28 +123,6 @@ class EpisodeRunner:
         return episode
 
 
-# -- worker processes -----------------------------------------------------------
-
-_RUNNER: EpisodeRunner | None = None
-
-
-def _init_worker(kwargs: dict) -> None:
-    global _RUNNER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _RUNNER = EpisodeRunner(**kwargs)
-
-
-def _run_in_worker(index: int) -> dict[str, np.ndarray]:
-    assert _RUNNER is not None
-    return _RUNNER.run(index)
-
-
-def _context() -> mp.context.BaseContext:
-    # forkserver/spawn never fork a parent that may hold torch threads or an open file.
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    return mp.get_context(method)
-
-
 # -- public API -------------------------------------------------------------------
 
 
@@ -185,13 +165,16 @@ def collect(
 
     Raises:
         ConfigError: unknown environment/policy, or a non-positive count or size.
-        DatasetError: missing output directory, or ``out`` exists without ``overwrite``.
+        OutputPathError: ``out`` is empty, a directory, under a file, or in a missing or
+            read-only folder (all checked before any episode runs).
+        DatasetError: ``out`` exists without ``overwrite``.
+        OSError: the disk filled up or another write failed (the partial file is removed).
     """
     from lewm.data.hdf5 import DatasetWriter
 
     spec = _check_request(env, policy, episodes, image_size, workers, seed)
     max_steps = _check_max_steps(spec.max_episode_steps if max_steps is None else max_steps)
-    out = _check_output(Path(out), overwrite)
+    out = _check_output(out, overwrite)
     runner_kwargs = dict(
         entry_point=spec.entry_point,
         policy_path=spec.policies[policy],
@@ -237,8 +220,7 @@ def _check_request(env: str, policy: str, episodes, image_size, workers, seed):
     for name, value in (("episodes", episodes), ("image_size", image_size), ("workers", workers)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     return spec
 
 
@@ -252,9 +234,9 @@ def _check_max_steps(max_steps) -> int:
     return int(max_steps)
 
 
-def _check_output(out: Path, overwrite: bool) -> Path:
-    if not out.parent.is_dir():
-        raise DatasetError(f"{out}: directory {out.parent} does not exist")
+def _check_output(out: str | os.PathLike, overwrite: bool) -> Path:
+    """Before any work: a file name (not a directory) in a writable, existing folder."""
+    out = check_output_file(out, parent_must_exist=True)
     if out.exists() and not overwrite:
         raise DatasetError(f"{out}: file exists; pass overwrite=True (--overwrite) to replace it")
     return out
@@ -287,49 +269,9 @@ def _episodes(runner_kwargs: dict, episodes: int, workers: int, progress: bool, 
             )
             if hasattr(probe, "close"):
                 probe.close()
-            for ep in _pool_episodes(runner_kwargs, episodes, workers, label):
+            for ep in pool_episodes(runner_kwargs, episodes, workers, label):
                 bar.update(1)
                 bar.set_postfix(rows=len(ep["pixels"]), refresh=False)
                 yield ep
     finally:
         bar.close()
-
-
-def _pool_episodes(runner_kwargs: dict, episodes: int, workers: int, label: str):
-    # A process pool that reports a worker killed by a crash (BrokenProcessPool)
-    # instead of waiting forever for its result, as multiprocessing.Pool would.
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    executor = ProcessPoolExecutor(
-        workers, mp_context=_context(), initializer=_init_worker, initargs=(runner_kwargs,)
-    )
-    pending: deque = deque()
-    finished = False
-    try:
-        next_index = 0
-        # Keep a bounded number of episodes in flight so memory stays flat when
-        # writing (compression) is slower than collecting.
-        while pending or next_index < episodes:
-            while next_index < episodes and len(pending) < 2 * workers:
-                pending.append((next_index, executor.submit(_run_in_worker, next_index)))
-                next_index += 1
-            index, future = pending.popleft()
-            try:
-                ep = future.result()
-            except BrokenProcessPool as exc:
-                raise RuntimeError(
-                    f"a {label} collection worker died during episode {index} "
-                    "(a crash in the simulator or renderer?)"
-                ) from exc
-            yield ep
-        finished = True
-    finally:
-        if finished:
-            executor.shutdown(wait=True)
-        else:  # error or Ctrl-C: stop now rather than finish the episodes in flight
-            for _, future in pending:
-                future.cancel()
-            for proc in list((getattr(executor, "_processes", None) or {}).values()):
-                proc.terminate()
-            executor.shutdown(wait=False, cancel_futures=True)

@@ -244,6 +244,12 @@ class TwoRoomEnv(gym.Env):
         """Whether the success test holds in the current state (no step taken)."""
         return bool(self._info()["success"])
 
+    def in_bounds(self) -> bool:
+        """Whether the agent and the target lie inside the arena (a restored dataset state
+        may not: evaluation then warns instead of trusting the success test)."""
+        points = np.stack([self.agent_pos, self.target_pos])  # (2, 2)
+        return bool(((points >= 0.0) & (points <= WORLD)).all())
+
     def goal_distance(self) -> float:
         """Euclidean agent-target distance, px (success below 16)."""
         return float(np.hypot(*(self.agent_pos - self.target_pos).astype(np.float64)))

@@ -121,15 +121,30 @@ def _check_int(name: str, value: Any, low: int) -> None:
 
 
 def _check_seeds(seeds: Any) -> tuple[int, ...]:
-    """One int or a sequence of distinct non-negative ints -> a tuple."""
-    import numpy as np
+    """One int or a sequence of distinct seeds (integers in [0, 2**63 - 1]) -> a tuple."""
+    import numbers
 
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+    from lewm.config import SEED_MAX
+
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         seeds = (seeds,)
     try:
-        out = tuple(int(s) for s in seeds)
+        out = tuple(_as_int(s) for s in seeds)
     except (TypeError, ValueError):
         raise ConfigError(f"seeds must be integers, got {seeds!r}") from None
-    if not out or any(s < 0 for s in out) or len(set(out)) != len(out):
-        raise ConfigError(f"seeds must be distinct non-negative integers, got {list(out)}")
+    if not out or any(not 0 <= s <= SEED_MAX for s in out) or len(set(out)) != len(out):
+        raise ConfigError(
+            f"seeds must be distinct integers in [0, 2**63 - 1], at least one, got {list(out)}"
+        )
     return out
+
+
+def _as_int(value: Any) -> int:
+    """An integer or a string of one; a bool or a fractional number is refused, not truncated."""
+    import numbers
+
+    if isinstance(value, str):
+        return int(value.strip(), 10)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(value)
+    return int(value)

@@ -7,7 +7,6 @@ without one (a test double, a baseline) is treated as ``Provenance()``: no recor
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,14 +62,19 @@ def choose_episodes(
             f"{data} is the run's training file but {split_path} is missing, so the held-out "
             "episodes are unknown; pass a separate evaluation file or --profile reference"
         )
-    split = json.loads(split_path.read_text())
+    from lewm.checkpoint.common import read_json
+
+    split = read_json(split_path)  # a damaged split.json is one CheckpointError
     trained_split = getattr(prov.config.train, "split", None) if prov.config else None
     if "clip" in (trained_split, split.get("split")):
         raise EvaluationError(
             f"{run_dir} was trained with the reference's clip split, so every episode of {data} "
             "was seen in training; pass a separate evaluation file or --profile reference"
         )
-    val = np.asarray(split.get("val_episodes", []), dtype=np.int64)
+    try:
+        val = np.asarray(split.get("val_episodes", []), dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError):
+        val = np.zeros(0, dtype=np.int64)  # refused just below, naming the file
     if len(val) == 0 or val.max() >= n_episodes or val.min() < 0:
         raise EvaluationError(
             f"{split_path}: val_episodes {val.tolist()[:10]} do not fit {data} "

@@ -24,6 +24,7 @@ from lewm.eval.episodes import EpisodeSource, choose_episodes, provenance_of
 from lewm.eval.pairs import EvalPair, draw_pairs
 from lewm.eval.scoring import Notes
 from lewm.model.provenance import Provenance
+from lewm.paths import check_output_dir
 
 REFERENCE_ITERATIONS = 30  # spec §7.3 item 5 / P8: other values are labelled
 
@@ -91,6 +92,8 @@ def prepare(
         raise ConfigError(f"unknown environment {env!r}; choose one of {sorted(ENVS)}")
     if cfg.videos and out is None:
         raise ConfigError("videos need an output directory (out)")
+    if out is not None:  # results.json is written last: an unusable --out must fail first
+        check_output_dir(out, inputs=(ckpt, data, cfg.stats_from), what="--out")
     planner = cfg.make_solver()
     data_path, ckpt_path = Path(data), Path(ckpt)
     info = inspect_dataset(data_path)

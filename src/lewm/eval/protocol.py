@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lewm.eval.config import PROFILES, EvalConfig, EvaluationError
 from lewm.eval.episodes import EpisodeSource, choose_episodes, provenance_of
 from lewm.eval.pairs import EvalPair, draw_pairs, sample_starts, valid_start_rows
@@ -34,6 +36,7 @@ from lewm.eval.restore import (
     EnvSet,
     PairData,
     make_eval_env,
+    outside_states,
     read_pairs,
     restore_all,
     success_now,
@@ -135,6 +138,7 @@ def run_seed(
     cfg, pairs = setup.config, setup.pairs[seed]
     data = read_pairs(setup.data, pairs, setup.info.n_rows, setup.size, seed, videos)
     diffs, solved0 = restore_all(envs.envs, data)
+    _warn_outside(outside_states(envs.envs[: len(data)]), solved0, seed, setup, notes)
     policy = setup.policy(seed, envs.bounds)
     t0 = time.perf_counter()
     mpc = run_mpc(envs.envs, pairs, data, policy, cfg.budget, keep_frames=videos)
@@ -156,3 +160,17 @@ def run_seed(
         f"already solved {100 * s['already_solved_fraction']:.1f}%) over {len(pairs)} episodes"
     )
     return result
+
+
+def _warn_outside(
+    outside: np.ndarray, solved0: np.ndarray, seed: int, setup: EvalSetup, notes: Notes
+) -> None:
+    """States the environment cannot be in make its success test meaningless: say so."""
+    if not outside.any():
+        return
+    solved = int((outside & solved0).sum())
+    notes.warn(
+        f"seed {seed}: {int(outside.sum())} of {len(outside)} start states of {setup.data} lie "
+        f"outside the {setup.env} arena (does the file belong to this environment?); "
+        f"{solved} of them count as already solved, which means nothing for such states"
+    )

@@ -30,6 +30,7 @@ __all__ = [
     "eval_envs",
     "fit_frames",
     "make_eval_env",
+    "outside_states",
     "read_pairs",
     "restore",
     "restore_all",
@@ -248,3 +249,13 @@ def restore_all(envs: Sequence[Any], data: Sequence[PairData]) -> tuple[np.ndarr
         diffs.append(float(np.abs(frame.astype(np.int16) - d.start_frame).mean()))
         solved0.append(success_now(env))
     return np.asarray(diffs, dtype=np.float64), np.asarray(solved0, dtype=bool)
+
+
+def outside_states(envs: Sequence[Any]) -> np.ndarray:
+    """(n,) bool: the restored state lies outside the environment (its ``in_bounds()``
+    hook says so); environments without the hook are trusted."""
+    out = []
+    for env in envs:
+        check = getattr(env, "in_bounds", None)
+        out.append(callable(check) and not check())
+    return np.asarray(out, dtype=bool)

@@ -83,15 +83,21 @@ def write_episode_gif(
     fps: int = 10,
     min_panel: int = 128,
 ) -> Path:
-    """Write the three-panel GIF of one episode (looping); creates the parent folder."""
+    """Write the three-panel GIF of one episode (looping); creates the parent folder.
+
+    Written atomically (temp file + rename): a killed evaluation leaves whole GIFs only.
+    """
     import imageio.v3 as iio
+
+    from lewm.checkpoint.atomic import atomic_write_bytes
 
     frames = compose_frames(
         agent, continuation, goal, success_step=success_step, min_panel=min_panel
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
+    data = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000.0 / fps, loop=0)
+    atomic_write_bytes(path, data)
     return path
 
 

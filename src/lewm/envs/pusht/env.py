@@ -32,6 +32,7 @@ from lewm.envs.pusht.geometry import (
     TWO_PI,
     WALL_RADIUS,
     WALLS,
+    WORLD,
     block_inertia,
     pusht_success,
 )
@@ -220,6 +221,12 @@ class PushTEnv(gym.Env):
     def is_success(self) -> bool:
         """Whether the success test holds in the current state (no step taken)."""
         return bool(self._info(self._state())["success"])
+
+    def in_bounds(self) -> bool:
+        """Whether agent, block and goal positions lie inside the arena (a restored dataset
+        state may not: evaluation then warns instead of trusting the success test)."""
+        points = np.concatenate([self._state()[:4], self.goal_state[:4]])  # agent, block x2
+        return bool(((points >= 0.0) & (points <= WORLD)).all())
 
     def goal_distance(self) -> float:
         """4-D position error ||(agent, block) - goal||, px (success below 20 with the angle test)."""
