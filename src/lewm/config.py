@@ -359,8 +359,8 @@ def preset(name: str, profile: str = "clean") -> Config:
         )
     elif name == "small":
         # The CPU preset: ViT 192-wide, 6 layers, patch 16 on 64x64 frames (17 tokens), a 3-block
-        # predictor. Measured with benchmarks/train_step.py --candidates (docs/training.md): 0.31 s
-        # per step at batch 32 on 2 cores, against 1.08 s for patch 8, so 2,000 steps take ~11 min.
+        # predictor: about 4x cheaper per step than patch 8 on 2 cores, so 2,000 steps take ~11 min
+        # (figures: `python benchmarks/train_step.py --candidates`, README "Training step").
         cfg.model = ModelConfig(
             embed_dim=192,
             projector_hidden=1024,
