@@ -180,11 +180,14 @@ def test_first_steps_match_the_numbers_before_the_redesign(tmp_path, synthetic_h
     train(cfg, synthetic_h5, tmp_path / "run", progress=False)
     m = read_metrics(tmp_path / "run")
     assert [r["step"] for r in m] == [p[0] for p in PINNED]
+    # Not bit-exact: multi-threaded CPU reductions round differently from run to run and machine
+    # to machine (a fresh-clone CI run moved grad_norm by 1.1e-4 relative). A changed algorithm
+    # moves these by far more than 0.2 %.
     for r, (_, loss, pred, sigreg, grad_norm, lr) in zip(m, PINNED, strict=True):
-        assert r["loss"] == pytest.approx(loss, rel=1e-4)
-        assert r["pred_loss"] == pytest.approx(pred, rel=1e-4)
-        assert r["sigreg_loss"] == pytest.approx(sigreg, rel=1e-4)
-        assert r["grad_norm"] == pytest.approx(grad_norm, rel=1e-4)
+        assert r["loss"] == pytest.approx(loss, rel=1e-3)
+        assert r["pred_loss"] == pytest.approx(pred, rel=1e-3)
+        assert r["sigreg_loss"] == pytest.approx(sigreg, rel=1e-3)
+        assert r["grad_norm"] == pytest.approx(grad_norm, rel=2e-3)
         assert r["lr"] == pytest.approx(lr, rel=1e-9, abs=1e-15)
     assert {r["step"]: r["val_loss"] for r in m if "val_loss" in r} == pytest.approx(
         PINNED_VAL, rel=2e-3
