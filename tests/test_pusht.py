@@ -324,3 +324,18 @@ def test_seeded_expert_episode_is_pinned(size, seed, expected):
     """Bit-identical behaviour across refactors (pinned with the single-module pusht.py of
     issue 9's start, numpy 2 / pymunk 7 on x86-64). A change here changes every PushT dataset."""
     assert _episode_digest(size, seed) == expected
+
+
+def test_in_bounds_tolerates_a_few_px_past_a_wall_but_not_far():
+    """Expert PushT episodes leave the agent a few px past a wall; only far-off states warn."""
+    from lewm.envs.pusht.geometry import WORLD
+
+    env = PushTEnv(image_size=32)
+    env.reset(seed=0)
+    state = env.record()["state"].copy()
+    state[0] = WORLD + 5.0  # agent x just past the right wall
+    env.load_state({"state": state})
+    assert env.in_bounds()
+    state[0] = 10 * WORLD
+    env.load_state({"state": state})
+    assert not env.in_bounds()

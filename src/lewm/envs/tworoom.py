@@ -23,6 +23,9 @@ from gymnasium import spaces
 from lewm.envs.raster import pil_bilinear_matrix
 
 WORLD = 224
+# in_bounds() tolerance, as a fraction of the arena: dataset states this far past a wall are
+# not from this environment (evaluation warns); a few px past one is ordinary physics.
+OUT_OF_BOUNDS_MARGIN = 0.1
 BORDER_OUTER, BORDER_INNER = 10, 14  # border walls occupy [10, 14) and [210, 214)
 WALL_X, WALL_HALF = 112.0, 5  # central wall x in [107, 117]
 DOOR_Y, DOOR_HALF = 49.0, 14.0  # door opening y in [35, 63]
@@ -248,7 +251,8 @@ class TwoRoomEnv(gym.Env):
         """Whether the agent and the target lie inside the arena (a restored dataset state
         may not: evaluation then warns instead of trusting the success test)."""
         points = np.stack([self.agent_pos, self.target_pos])  # (2, 2)
-        return bool(((points >= 0.0) & (points <= WORLD)).all())
+        margin = OUT_OF_BOUNDS_MARGIN * WORLD  # "far" outside, not a px past a wall
+        return bool(((points >= -margin) & (points <= WORLD + margin)).all())
 
     def goal_distance(self) -> float:
         """Euclidean agent-target distance, px (success below 16)."""

@@ -37,7 +37,7 @@ from lewm.envs.pusht.geometry import (
     pusht_success,
 )
 from lewm.envs.pusht.render import LIGHT_SLATE_GRAY, ROYAL_BLUE, FrameRenderer
-from lewm.envs.tworoom import _check_action
+from lewm.envs.tworoom import OUT_OF_BOUNDS_MARGIN, _check_action
 
 K_P, K_V = 100.0, 20.0
 DT, SUBSTEPS = 0.01, 10
@@ -226,7 +226,9 @@ class PushTEnv(gym.Env):
         """Whether agent, block and goal positions lie inside the arena (a restored dataset
         state may not: evaluation then warns instead of trusting the success test)."""
         points = np.concatenate([self._state()[:4], self.goal_state[:4]])  # agent, block x2
-        return bool(((points >= 0.0) & (points <= WORLD)).all())
+        # "Far" outside: the expert's own episodes push the agent a few px past the walls.
+        margin = OUT_OF_BOUNDS_MARGIN * WORLD
+        return bool(((points >= -margin) & (points <= WORLD + margin)).all())
 
     def goal_distance(self) -> float:
         """4-D position error ||(agent, block) - goal||, px (success below 20 with the angle test)."""
