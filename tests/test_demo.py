@@ -1,47 +1,117 @@
-"""The one-command demo, at smoke-test size, through the console script."""
+"""The demo and its per-environment recipes, at smoke-test size, through the console script.
+
+A demo is resumable stage by stage: the chain test kills a real ``lewm demo`` process
+(SIGKILL: no cleanup runs) during collection, then during training, then during
+evaluation, and each rerun of the same command continues from where the kill left it.
+"""
+
+from __future__ import annotations
 
 import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import h5py
+import pytest
+
+from lewm.envs.collect_shards import parts_dir
+from lewm.recipes import RECIPES, quick, recipe
+
+LEWM = shutil.which("lewm", path=str(Path(sys.executable).parent)) or "lewm"
+
+
+def demo(out: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = [LEWM, "demo", "--quick", "--out", str(out), "--no-progress", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
 def test_quick_demo_writes_everything(tmp_path):
-    lewm = shutil.which("lewm", path=str(Path(sys.executable).parent)) or "lewm"
     out = tmp_path / "demo"
-    proc = subprocess.run(
-        [lewm, "demo", "--quick", "--out", str(out), "--no-progress"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = demo(out)
     assert proc.returncode == 0, proc.stderr
     results = json.loads((out / "results.json").read_text())
-    for key in (
-        "success_rate",
-        "success_rate_std",
-        "per_seed",
-        "random_success_rate",
-        "episodes",
-        "plan_seconds_mean",
-        "solver",
-        "checkpoint",
-        "demo",
-    ):
+    for key in ("success_rate", "success_rate_std", "per_seed", "random_success_rate",
+                "episodes", "plan_seconds_mean", "solver", "checkpoint", "demo"):  # fmt: skip
         assert key in results
     assert results["held_out"] is True
-    assert set(results["demo"]) >= {
-        "collect_seconds",
-        "train_seconds",
-        "eval_seconds",
-        "total_seconds",
-    }
+    assert results["env"] == "tworoom"
+    assert set(results["demo"]) >= {"collect_seconds", "train_seconds", "eval_seconds",
+                                    "total_seconds"}  # fmt: skip
     assert (out / "training_curve.png").stat().st_size > 1000
     assert (out / "run" / "model.safetensors").exists()
     assert any((out / "videos").glob("*.gif"))
     assert "random-policy floor" in proc.stdout
-    again = subprocess.run(
-        [lewm, "demo", "--quick", "--out", str(out)], capture_output=True, text=True, timeout=60
-    )
-    assert again.returncode == 2 and "already holds" in again.stderr
+    again = demo(out, timeout=120)  # a finished demo: every stage kept, the table printed again
+    assert again.returncode == 0, again.stderr
+    assert "training finished earlier" in again.stdout and "evaluated earlier" in again.stdout
+    other = demo(out, "--pairs", "3", timeout=60)
+    assert other.returncode == 2 and "another recipe" in other.stderr
+
+
+@pytest.mark.parametrize("env", ["pusht", "reacher", "cube"])
+def test_every_recipe_runs_end_to_end_quick(tmp_path, env):
+    pytest.importorskip("mujoco") if env in ("reacher", "cube") else None
+    out = tmp_path / env
+    proc = demo(out, "--env", env)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["env"] == env and results["held_out"] is True
+    assert results["env_kwargs"].items() >= quick(recipe(env)).env_kwargs.items()
+    with h5py.File(out / f"{env}_train.h5") as f:
+        assert json.loads(f.attrs["lewm_meta"])["policy"] == RECIPES[env].policy
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 600.0) -> str:
+    """SIGKILL ``proc`` once ``ready()`` holds; returns what it printed."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if ready():
+            proc.kill()
+            return proc.communicate()[0]
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    pytest.fail(f"the demo finished or hung before the kill point ({proc.returncode})")
+
+
+def _saved_step(out: Path) -> int:
+    try:
+        return json.loads((out / "run" / "config.json").read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_a_killed_demo_continues_each_stage_where_it_stopped(tmp_path):
+    out = tmp_path / "demo"
+    args = ["--train-episodes", "12", "--steps", "100", "--seeds", "42,43",
+            "--set", "train.save_every=10"]  # fmt: skip
+    cmd = [LEWM, "demo", "--quick", "--out", str(out), "--no-progress", *args]
+
+    def start():
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    train_file = out / "tworoom_train.h5"
+    _kill_when(start(), lambda: any(parts_dir(train_file).glob("part-*.h5")))
+    assert not train_file.exists()
+    shards = sorted(p.name for p in parts_dir(train_file).glob("part-*.h5"))
+
+    _kill_when(start(), lambda: 10 <= _saved_step(out) < 100)
+    assert train_file.exists() and not parts_dir(train_file).exists()
+    killed_at = _saved_step(out)
+
+    printed = _kill_when(start(), lambda: (out / "eval" / "seed_42" / "results.json").exists())
+    assert f"resuming training from step {killed_at}" in printed
+    assert not (out / "results.json").exists()
+
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "seed 42: evaluated earlier, kept" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["seeds"] == [42, 43] and len(results["episodes"]) == 4
+    assert results["demo"]["train_steps"] == 100
+    assert shards and killed_at >= 10
+    with h5py.File(train_file) as f:
+        assert len(f["ep_len"]) == 12

@@ -40,6 +40,13 @@ _COMMAND_MODULES = (
     "lewm.cli.bench",
     "lewm.cli.demo",
     "lewm.cli.report",
+    "lewm.cli.results",
+    "lewm.cli.probe",
+    "lewm.cli.surprise",
+    "lewm.cli.straightness",
+    "lewm.cli.decoder",
+    "lewm.cli.sweep",
+    "lewm.cli.policy",
 )
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # .../lewm
 

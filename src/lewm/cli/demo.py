@@ -1,4 +1,4 @@
-"""``lewm demo``: collect TwoRoom, train the small preset, plan toward goal images, report."""
+"""``lewm demo [--env ENV]``: collect, train, plan toward goal images, report (resumable)."""
 
 from __future__ import annotations
 
@@ -8,56 +8,55 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="the one-command demo: TwoRoom data -> train small -> CEM planning evaluation",
-        description="Collect TwoRoom data at 64x64, train the small preset, evaluate with the paper's "
-        "protocol on held-out episodes (with the random floor) and write everything under --out.",
+        help="one command per environment: collect -> train -> CEM planning evaluation",
+        description="Collect data, train, evaluate with the paper's protocol on held-out "
+        "episodes (with the random floor) and write everything under --out, following the "
+        "environment's recipe (lewm.recipes; without --env: the 30-minute TwoRoom demo). "
+        "Rerun the same command to continue a killed run: collection, training and "
+        "evaluation resume where they stopped.",
+    )
+    p.add_argument(
+        "--env",
+        default=None,
+        help="tworoom, pusht, reacher or cube: that environment's recipe (default: the "
+        "30-minute TwoRoom demo)",
     )
     p.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
     p.add_argument(
-        "--train-episodes", type=int, default=None, help="training episodes (default 2000)"
+        "--train-episodes", type=int, default=None, help="training episodes (default: the recipe's)"
     )
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: the preset's)")
-    p.add_argument("--preset", default="small", help="size preset to train (default: small)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    p.add_argument("--preset", default=None, help="size preset to train (default: the recipe's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--seeds", default="42,43,44", help="evaluation seeds (default 42,43,44)")
+    p.add_argument("--seeds", default=None, help="evaluation seeds (default 42,43,44)")
     p.add_argument("--pairs", type=int, default=None, help="start/goal pairs per seed (default 50)")
     p.add_argument("--samples", type=int, default=None, help="CEM samples (default 300)")
-    p.add_argument("--iters", type=int, default=None, help="CEM iterations (default 10)")
+    p.add_argument("--iters", type=int, default=None, help="CEM iterations (default: the recipe's)")
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke-test sized demo (tiny data, tiny model, 2 pairs): minutes become seconds",
+        help="the recipe at smoke-test size (tiny data, tiny model, 2 pairs): hours become seconds",
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lewm.demo import DemoConfig, run_demo
+    from lewm.demo import run_demo
     from lewm.errors import ConfigError
+    from lewm.recipes import quick, recipe
 
-    cfg = DemoConfig()
+    cfg = recipe(args.env)
     if args.quick:
-        cfg = DemoConfig(
-            train_episodes=12,
-            eval_episodes=6,
-            image_size=32,
-            preset="tiny",
-            train_steps=10,
-            seeds=(42,),
-            pairs=2,
-            samples=16,
-            iterations=2,
-            videos=1,
-            workers=1,
-        )
-    try:
-        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
-    except ValueError:
-        raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    if not args.quick:
-        cfg.seeds = seeds
+        cfg = quick(cfg)
+    if args.seeds is not None:
+        try:
+            cfg.seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+        except ValueError:
+            raise ConfigError(
+                f"--seeds must be comma-separated integers, got {args.seeds!r}"
+            ) from None
     for name, attr in (
         ("train_episodes", "train_episodes"),
         ("steps", "train_steps"),
@@ -70,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
             if value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive")
             setattr(cfg, attr, value)
-    if not args.quick:
+    if args.preset is not None:
         cfg.preset = args.preset
-    cfg.overrides = list(args.overrides)
+    cfg.overrides = [*cfg.overrides, *args.overrides]
     cfg.device = args.device
     run_demo(args.out, cfg, progress=not args.no_progress)
     return 0

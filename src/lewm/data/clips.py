@@ -121,13 +121,8 @@ class ClipDataset:
         nbytes = int(np.prod(f["pixels"].shape))
         if in_memory == "no":
             return None
-        if in_memory == "auto":
-            try:
-                avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-            except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-                avail = 8 << 30
-            if nbytes > avail // 4:
-                return None
+        if in_memory == "auto" and nbytes > available_memory() // 2:
+            return None
         return f["pixels"][()]
 
     @property
@@ -249,3 +244,22 @@ class ClipLoader:
             # exits can abort the process ("terminate called without an active exception").
             stop.set()
             thread.join()
+
+
+def available_memory() -> int:
+    """Bytes the kernel could give this process now: ``MemAvailable`` (free + reclaimable cache).
+
+    Free pages alone (``SC_AVPHYS_PAGES``) miss the page cache, which on a machine that just
+    wrote the dataset holds the dataset itself.
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30

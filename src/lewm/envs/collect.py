@@ -142,6 +142,7 @@ def collect(
     goal_pixels: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    first_episode: int = 0,
 ) -> Path:
     """Collect ``episodes`` episodes of ``env`` driven by ``policy`` into ``out``.
 
@@ -159,6 +160,9 @@ def collect(
         goal_pixels: add a ``goal`` image column (``env.render_goal()`` at reset).
         overwrite: replace an existing ``out``.
         progress: show a tqdm progress bar on stderr.
+        first_episode: index of the first episode: the file holds episodes
+            ``first_episode .. first_episode + episodes - 1`` of the run seeded ``seed``
+            (a shard of a longer collection, :mod:`lewm.envs.collect_shards`).
 
     Returns:
         The path of the finished file.
@@ -173,6 +177,10 @@ def collect(
     from lewm.data.hdf5 import DatasetWriter
 
     spec = _check_request(env, policy, episodes, image_size, workers, seed)
+    if isinstance(first_episode, bool) or not isinstance(first_episode, (int, np.integer)):
+        raise ConfigError(f"first_episode must be a non-negative integer, got {first_episode!r}")
+    if first_episode < 0:
+        raise ConfigError(f"first_episode must be a non-negative integer, got {first_episode!r}")
     max_steps = _check_max_steps(spec.max_episode_steps if max_steps is None else max_steps)
     out = _check_output(out, overwrite)
     runner_kwargs = dict(
@@ -199,7 +207,9 @@ def collect(
         "policy_kwargs": runner_kwargs["policy_kwargs"],
         "episode_seeds": "np.random.SeedSequence(seed, spawn_key=(episode,)).generate_state(2)",
     }
-    source = _episodes(runner_kwargs, int(episodes), int(workers), progress, env)
+    if first_episode:
+        meta["first_episode"] = int(first_episode)
+    source = _episodes(runner_kwargs, int(episodes), int(workers), progress, env, int(first_episode))
     with closing(source), DatasetWriter(out, compression=compression, meta=meta) as writer:
         for episode in source:
             writer.add_episode(episode)
@@ -242,8 +252,10 @@ def _check_output(out: str | os.PathLike, overwrite: bool) -> Path:
     return out
 
 
-def _episodes(runner_kwargs: dict, episodes: int, workers: int, progress: bool, label: str):
-    """Yield episodes 0..episodes-1 in order, from this process or a worker pool."""
+def _episodes(
+    runner_kwargs: dict, episodes: int, workers: int, progress: bool, label: str, first: int = 0
+):
+    """Yield episodes first..first+episodes-1 in order, from this process or a worker pool."""
     from tqdm import tqdm
 
     bar = tqdm(
@@ -252,7 +264,7 @@ def _episodes(runner_kwargs: dict, episodes: int, workers: int, progress: bool, 
     try:
         if workers == 1:
             runner = EpisodeRunner(**runner_kwargs)
-            for i in range(episodes):
+            for i in range(first, first + episodes):
                 ep = runner.run(i)
                 bar.update(1)
                 bar.set_postfix(rows=len(ep["pixels"]), refresh=False)
@@ -269,7 +281,7 @@ def _episodes(runner_kwargs: dict, episodes: int, workers: int, progress: bool, 
             )
             if hasattr(probe, "close"):
                 probe.close()
-            for ep in pool_episodes(runner_kwargs, episodes, workers, label):
+            for ep in pool_episodes(runner_kwargs, episodes, workers, label, first):
                 bar.update(1)
                 bar.set_postfix(rows=len(ep["pixels"]), refresh=False)
                 yield ep

@@ -113,8 +113,10 @@ def _exit_with_parent(pid: int, token: str | None) -> None:
 # -- the pool ---------------------------------------------------------------------------
 
 
-def pool_episodes(runner_kwargs: dict, episodes: int, workers: int, label: str) -> Iterator[dict]:
-    """Yield episodes 0..episodes-1 in order, run by ``workers`` processes."""
+def pool_episodes(
+    runner_kwargs: dict, episodes: int, workers: int, label: str, first: int = 0
+) -> Iterator[dict]:
+    """Yield episodes first..first+episodes-1 in order, run by ``workers`` processes."""
     ctx = _context()
     me = os.getpid()
     parent = (me, process_token(me))
@@ -127,7 +129,7 @@ def pool_episodes(runner_kwargs: dict, episodes: int, workers: int, label: str) 
             reader, writer = ctx.Pipe(duplex=False)
             proc = ctx.Process(
                 target=_worker_main,
-                args=(runner_kwargs, parent, range(k, episodes, workers), writer),
+                args=(runner_kwargs, parent, range(first + k, first + episodes, workers), writer),
                 name=f"lewm-collect-{k}",
                 daemon=True,
             )
@@ -136,7 +138,7 @@ def pool_episodes(runner_kwargs: dict, episodes: int, workers: int, label: str) 
             proc.start()
             writer.close()  # the worker holds the only write end: its death is EOF here
         for index in range(episodes):
-            yield _receive(conns[index % workers], procs[index % workers], index, label)
+            yield _receive(conns[index % workers], procs[index % workers], first + index, label)
         finished = True
     finally:
         _stop(procs, conns, finished)

@@ -1,0 +1,88 @@
+"""Shipping a run (``lewm results ship``) and the success table (``lewm results table``)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import lewm
+from lewm.cli import main
+from lewm.errors import CheckpointError
+from lewm.results_table import build_table, wilson_interval
+from lewm.ship import ship_run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, synthetic_h5):
+    run = tmp_path_factory.mktemp("run") / "run"
+    code = main(["train", "--data", str(synthetic_h5), "--out", str(run), "--preset", "tiny",
+                 "--steps", "3", "--no-progress", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    return run
+
+
+def test_shipped_folder_loads_and_predicts_like_the_run_to_half_precision(tiny_run, tmp_path):
+    out = ship_run(tiny_run, tmp_path / "ship")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors",
+                                                      "training.json"]  # fmt: skip
+    full, half = lewm.load(tiny_run), lewm.load(out)
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    x = torch.randn(2, 1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = full.encode(x), half.encode(x)
+    assert not torch.equal(a, b)  # the weights really went through float16
+    torch.testing.assert_close(a, b, atol=3e-2, rtol=3e-2)
+    info = json.loads((out / "training.json").read_text())
+    assert info["steps"] == 3 and info["train_data"]["n_episodes"] == 10
+    assert info["train_seconds"] > 0
+    size = (out / "model.safetensors").stat().st_size
+    assert size < 0.6 * (tiny_run / "model.safetensors").stat().st_size
+
+
+def test_shipping_something_that_is_not_a_run_is_one_error(tmp_path):
+    with pytest.raises(CheckpointError, match="config.json"):
+        ship_run(tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_wilson_interval_matches_hand_values():
+    lo, hi = wilson_interval(143, 150)
+    assert lo == pytest.approx(90.68, abs=0.01) and hi == pytest.approx(97.72, abs=0.01)
+    lo, hi = wilson_interval(0, 50)
+    assert lo == pytest.approx(0.0, abs=1e-9) and hi == pytest.approx(7.13, abs=0.01)
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def _results(env: str, successes: list[bool]) -> dict:
+    return {
+        "env": env, "success_rate": 100 * sum(successes) / len(successes),
+        "success_rate_std": 1.5, "random_success_rate": 10.0, "already_solved_fraction": 0.1,
+        "success_rate_excluding_solved": 80.0, "held_out": True, "seeds": [42, 43, 44],
+        "solver": {"solver": "cem", "samples": 300, "iterations": 10}, "mpc": {"budget": 50},
+        "plan_seconds_mean": 1.25, "command": ["lewm", "eval", "--ckpt", f"checkpoints/{env}"],
+        "episodes": [{"success": s} for s in successes],
+    }  # fmt: skip
+
+
+def test_table_has_one_row_per_checkpoint_with_pooled_interval_and_command(tmp_path):
+    for env, k in (("cube", 100), ("tworoom", 143)):
+        (tmp_path / env).mkdir()
+        res = _results(env, [True] * k + [False] * (150 - k))
+        (tmp_path / env / "results.json").write_text(json.dumps(res))
+    (tmp_path / "tworoom" / "training.json").write_text(
+        json.dumps({"train_seconds": 600, "train_data": {"n_episodes": 5, "n_rows": 99}})
+    )
+    table = build_table(tmp_path)
+    rows = [line for line in table.splitlines() if line.startswith("| tworoom") or
+            line.startswith("| cube")]  # fmt: skip
+    assert rows[0].startswith("| tworoom") and rows[1].startswith("| cube")  # paper order
+    assert "| 87 | 97 | 100 |" in rows[0] and "90.7–97.7 (143/150)" in rows[0]
+    assert "5 ep / 99 rows | 10 |" in rows[0]
+    assert "`lewm eval --ckpt checkpoints/tworoom`" in table
+    assert main(["results", "table", "--checkpoints", str(tmp_path),
+                 "--out", str(tmp_path / "R.md")]) == 0  # fmt: skip
+    text = (tmp_path / "R.md").read_text()
+    assert "pusht, reacher" in text  # the environments without a row are named
