@@ -69,3 +69,14 @@ def test_shards_of_other_settings_are_refused(tmp_path):
 def test_bad_shard_size_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="shard_episodes"):
         collect_sharded("tworoom", "expert", 3, 16, 0, tmp_path / "d.h5", shard_episodes=0)
+
+
+def test_the_same_collection_gives_the_same_bytes(tmp_path):
+    """results.json records the sha256 of its data file: regenerating it must give that hash."""
+    import hashlib
+
+    digests = set()
+    for name in ("a.h5", "b.h5"):
+        path = collect("tworoom", "expert", 3, 16, 1, tmp_path / name, progress=False)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1

@@ -35,6 +35,8 @@ def test_shipped_folder_loads_and_predicts_like_the_run_to_half_precision(tiny_r
         a, b = full.encode(x), half.encode(x)
     assert not torch.equal(a, b)  # the weights really went through float16
     torch.testing.assert_close(a, b, atol=3e-2, rtol=3e-2)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["data"]["path"] == "dot.h5"  # no absolute path of this machine
     info = json.loads((out / "training.json").read_text())
     assert info["steps"] == 3 and info["train_data"]["n_episodes"] == 10
     assert info["train_seconds"] > 0

@@ -2,7 +2,8 @@
 
 ``ship_run(run, out)`` writes what ``lewm.load`` needs and nothing else:
 
-- ``config.json``: the run's, unchanged (config, action statistics, data fingerprint);
+- ``config.json``: the run's (config, action statistics, data fingerprint), with the training
+  file's path reduced to its name;
 - ``model.safetensors``: the weights, in half precision with ``half=True`` (a 5.9 M-parameter
   ``small`` model is 11.9 MB instead of 23.7 MB). ``lewm.load`` casts them back to float32,
   so every figure computed from the folder is computed from exactly these numbers;
@@ -50,11 +51,25 @@ def ship_run(run: str | os.PathLike, out: str | os.PathLike, *, half: bool = Tru
         raise CheckpointError(
             f"{run}: the model file would be {size_mb:.1f} MB, over {MAX_SHIPPED_MB} MB"
         )
+    tmp.chmod(0o644)  # a file to commit and share, not a private temporary
     os.replace(tmp, out / "model.safetensors")
-    atomic_write_bytes(out / "config.json", (run / "config.json").read_bytes())
+    atomic_write_bytes(out / "config.json", _portable_config(run / "config.json"))
     info = training_info(run)
     atomic_write_bytes(out / "training.json", (json.dumps(info, indent=2) + "\n").encode())
     return out
+
+
+def _portable_config(path: Path) -> bytes:
+    """The run's ``config.json`` without this machine's absolute path of the training file.
+
+    The data's fingerprint, size and episode count stay: they identify the file, the path
+    only says where it once lay.
+    """
+    cfg = json.loads(path.read_text())
+    data = cfg.get("data")
+    if isinstance(data, dict) and data.get("path"):
+        data["path"] = Path(data["path"]).name
+    return (json.dumps(cfg, indent=2) + "\n").encode()
 
 
 def training_info(run: Path) -> dict:
@@ -62,6 +77,9 @@ def training_info(run: Path) -> dict:
     cfg = json.loads((run / "config.json").read_text())
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
     seconds = max((r["elapsed_seconds"] for r in records if "elapsed_seconds" in r), default=None)
+    demo_results = run.parent / "results.json"
+    if seconds is None and demo_results.is_file():  # runs older than elapsed_seconds: the demo's
+        seconds = json.loads(demo_results.read_text()).get("demo", {}).get("train_seconds")
     data = cfg.get("data", {})
     info = {
         "steps": cfg.get("step"),

@@ -142,7 +142,12 @@ class DatasetWriter:
             else:
                 kwargs["chunks"] = (1000, *row_shape)
             self._f.create_dataset(
-                name, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=dtype, **kwargs
+                name,
+                shape=(0, *row_shape),
+                maxshape=(None, *row_shape),
+                dtype=dtype,
+                track_times=False,  # no creation time: the same episodes give the same bytes
+                **kwargs,
             )
             self._spec[name] = (row_shape, np.dtype(dtype))
 
@@ -160,8 +165,8 @@ class DatasetWriter:
         ep_offset = np.concatenate([[0], np.cumsum(ep_len, dtype=np.int64)[:-1]]).astype(np.int64)
         try:
             with signals_deferred():
-                self._f.create_dataset("ep_len", data=ep_len, chunks=True)
-                self._f.create_dataset("ep_offset", data=ep_offset, chunks=True)
+                self._f.create_dataset("ep_len", data=ep_len, chunks=True, track_times=False)
+                self._f.create_dataset("ep_offset", data=ep_offset, chunks=True, track_times=False)
                 self._f.attrs["lewm_format_version"] = FORMAT_VERSION
                 self._f.close()
                 self._raw.sync()

@@ -177,9 +177,11 @@ def collect(
     from lewm.data.hdf5 import DatasetWriter
 
     spec = _check_request(env, policy, episodes, image_size, workers, seed)
-    if isinstance(first_episode, bool) or not isinstance(first_episode, (int, np.integer)):
-        raise ConfigError(f"first_episode must be a non-negative integer, got {first_episode!r}")
-    if first_episode < 0:
+    if (
+        isinstance(first_episode, bool)
+        or not isinstance(first_episode, (int, np.integer))
+        or (first_episode < 0)
+    ):
         raise ConfigError(f"first_episode must be a non-negative integer, got {first_episode!r}")
     max_steps = _check_max_steps(spec.max_episode_steps if max_steps is None else max_steps)
     out = _check_output(out, overwrite)
@@ -194,26 +196,34 @@ def collect(
         policy_kwargs=dict(policy_kwargs or {}),
         goal_pixels=bool(goal_pixels),
     )
+    meta = _meta(env, spec, policy, episodes, runner_kwargs, first_episode)
+    source = _episodes(
+        runner_kwargs, int(episodes), int(workers), progress, env, int(first_episode)
+    )
+    with closing(source), DatasetWriter(out, compression=compression, meta=meta) as writer:
+        for episode in source:
+            writer.add_episode(episode)
+    return out
+
+
+def _meta(env: str, spec, policy: str, episodes: int, runner_kwargs: dict, first: int) -> dict:
+    """The file's ``lewm_meta``: what a user needs to collect the same episodes again."""
     meta = {
         "collector": "lewm.envs.collect",
         "env": env,
         "gym_id": spec.gym_id,
         "policy": policy,
         "episodes": int(episodes),
-        "image_size": int(image_size),
-        "seed": int(seed),
-        "max_steps": max_steps,
+        "image_size": runner_kwargs["image_size"],
+        "seed": runner_kwargs["seed"],
+        "max_steps": runner_kwargs["max_steps"],
         "env_kwargs": runner_kwargs["env_kwargs"],
         "policy_kwargs": runner_kwargs["policy_kwargs"],
         "episode_seeds": "np.random.SeedSequence(seed, spawn_key=(episode,)).generate_state(2)",
     }
-    if first_episode:
-        meta["first_episode"] = int(first_episode)
-    source = _episodes(runner_kwargs, int(episodes), int(workers), progress, env, int(first_episode))
-    with closing(source), DatasetWriter(out, compression=compression, meta=meta) as writer:
-        for episode in source:
-            writer.add_episode(episode)
-    return out
+    if first:
+        meta["first_episode"] = int(first)
+    return meta
 
 
 def _check_request(env: str, policy: str, episodes, image_size, workers, seed):
