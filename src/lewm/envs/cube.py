@@ -205,6 +205,21 @@ class CubeEnv(MujocoEnv):
         for gid in self._sim._cube_geom_ids_list[0]:
             self._model.geom_rgba[gid, :3] = rgb
 
+    def cube_color(self) -> np.ndarray:
+        """The cube's current RGB in [0, 1] (3,)."""
+        return self._model.geom_rgba[self._sim._cube_geom_ids_list[0][0], :3].copy()
+
+    def teleport_cube(self, pos, quat=None) -> None:
+        """Move the cube to ``pos`` (3), optionally ``quat`` (4, wxyz), at rest, mid-episode
+        (surprise experiments, spec §9.2). The arm, the gripper and the target are kept."""
+        qpos = self._cube_qpos()
+        qpos[:3] = vector("cube position", pos, 3)
+        if quat is not None:
+            q = vector("cube quaternion", quat, 4)
+            qpos[3:] = q / np.linalg.norm(q)
+        self._data.joint("object_joint_0").qvel[:] = 0.0
+        self._refresh()
+
     def oracle_info(self) -> dict[str, Any]:
         """OGBench's info dict (``proprio/*``, ``privileged/*``) that its oracles read."""
         return self._sim.compute_ob_info()

@@ -186,6 +186,26 @@ class PushTEnv(gym.Env):
     def set_agent_color(self, rgb) -> None:
         self.agent_color = tuple(int(c) for c in rgb)
 
+    def teleport(self, agent_xy=None, block_xy=None) -> None:
+        """Move the agent and/or the block mid-episode (surprise experiments, spec §9.2).
+
+        The block angle, the agent velocity and the goal are kept. The move is a
+        :meth:`set_state` of the modified 7-D state (fresh physics space, one substep).
+        """
+        s = self._state()
+        for value, dims, what in (
+            (agent_xy, slice(0, 2), "agent_xy"),
+            (block_xy, slice(2, 4), "block_xy"),
+        ):
+            if value is not None:
+                xy = np.asarray(value, dtype=np.float64).reshape(-1)
+                if xy.shape != (2,) or not np.isfinite(xy).all():
+                    raise ValueError(
+                        f"PushTEnv.teleport: {what} must be 2 finite values, got {value!r}"
+                    )
+                s[dims] = xy
+        self.set_state(s)
+
     def set_block_color(self, rgb) -> None:
         self.block_color = tuple(int(c) for c in rgb)
 
