@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from lewm.bench import _ReferenceModel, bench_plan, random_model, reference_rollout
@@ -57,6 +58,75 @@ def test_bench_plan_reports_the_documented_keys():
         assert key in out
     assert out["solver"]["samples"] == 16 and out["solve_seconds_median"] > 0
     assert out["max_abs_rollout_difference_vs_reference"] < 1e-4
+    assert out["extrapolated"] is False and out["model"] == "lewm"
+    # the analytic counts of lewm.model.flops: 2 encodes + 2 x 16 rollouts
+    from lewm.model.flops import solve_flops
+
+    want = solve_flops(random_model("tiny").cfg, 16, 2, 5)
+    assert out["flops_per_solve"] == want.to_dict()
+    assert out["gflop_per_solve"] == want.total / 1e9
+    assert out["gflops"] == pytest.approx(want.total / 1e9 / out["solve_seconds_median"])
+    assert out["token_passes_per_solve"] == 9 * 16 * 2  # 1+1+1+3+3 per candidate
+    assert out["reference_rollout_token_passes_per_solve"] == 12 * 16 * 2
+    assert out["reference_rollout_gflop_per_solve"] > out["gflop_per_solve"]
+    assert out["max_abs_plan_difference_vs_reference_rollout"] < 1e-4
+
+
+def test_bench_plan_json_has_spread_reference_and_peak():
+    proc = subprocess.run(
+        [_lewm(), "bench", "plan", "--preset", "tiny", "--samples", "8", "--iters", "1",
+         "--threads", "1", "--json"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    out = json.loads(proc.stdout)
+    assert len(out["solve_seconds_all"]) == 5 == len(out["reference_rollout_solve_seconds_all"])
+    assert out["solve_seconds_min"] <= out["solve_seconds_median"] <= out["solve_seconds_max"]
+    peak = out["matmul_peak"]
+    assert peak["large_gemm"]["gflops"] > 0 and len(peak["predictor_gemms"]) == 8
+    assert peak["predictor_gemms"][0]["shape"] == [8, 32, 96]  # S rows, D, 3 x heads x dh
+    assert out["fraction_of_large_gemm_peak"] == pytest.approx(
+        out["gflops"] / peak["large_gemm"]["gflops"]
+    )
+    assert "reference_rollout_fraction_of_predictor_gemm_peak" in out
+
+
+def test_dinowm_bench_measures_or_extrapolates(monkeypatch):
+    """--model dinowm calls lewm.baselines.dinowm.bench_model; a long solve is extrapolated."""
+    import types
+
+    from lewm.bench_dinowm import bench_dinowm
+
+    fake = types.ModuleType("lewm.baselines.dinowm")
+    fake.bench_model = lambda image_size, action_dim, seed: random_model("tiny", action_dim, seed)
+    monkeypatch.setitem(sys.modules, "lewm.baselines.dinowm", fake)
+    kw = dict(samples=8, iterations=2, repeats=2, threads=1, image_size=32)
+    measured = bench_dinowm(max_solve_seconds=1e9, **kw)
+    assert measured["extrapolated"] is False and measured["model"] == "dinowm"
+    guessed = bench_dinowm(max_solve_seconds=0.0, **kw)
+    assert guessed["extrapolated"] is True
+    its = guessed["iteration_seconds_median"]
+    assert guessed["solve_seconds_median"] == pytest.approx(
+        guessed["encode_context_and_goal_seconds"] + 2 * its
+    )
+    # the counter on a tiny LeWM: the analytic count, except the fast rollout's attention
+    # (elementwise products, which the counter does not see); encodes go through SDPA's math
+    # kernel, whose products it counts
+    from lewm.model.flops import encode_flops, rollout_flops
+
+    cfg = random_model("tiny").cfg
+    want = (encode_flops(cfg).total * 2 + rollout_flops(cfg, 1, 5).linear * 8 * 2) / 1e9
+    assert guessed["gflop_per_solve"] == pytest.approx(want, rel=1e-12)
+
+
+def test_dinowm_without_the_baseline_is_one_error_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "lewm.baselines.dinowm", None)  # import fails
+    from lewm.cli import main
+
+    assert main(["bench", "plan", "--model", "dinowm", "--samples", "4", "--iters", "1"]) == 2
+
+
+def _lewm():
+    return shutil.which("lewm", path=str(Path(sys.executable).parent)) or "lewm"
 
 
 def test_bench_plan_cli():

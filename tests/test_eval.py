@@ -148,6 +148,8 @@ def test_results_schema_same_pairs_and_repeatable(tworoom_run, tmp_path):
         "goal_offset": 25,
         "warm_start": True,
         "cost_steps": "last",
+        "cost_step": None,  # rank on the last prediction (the reference)
+        "clamp": "normalised",  # clean: candidates clamped to the Box in normalised units
     }
     # TwoRoom restores reproduce the dataset frames exactly
     assert res["render_consistency"]["mean_abs_diff"] == 0.0
@@ -265,10 +267,12 @@ def test_authors_checkpoint_needs_action_statistics(tworoom_run, tmp_path):
     )
     raw = evaluate(ref, "tworoom", data, None, identity_normalizer=True, **kw)
     assert raw["action_stats"] == "identity" and raw["held_out"] is None
+    from lewm.eval.files import portable_path
+
     fitted = evaluate(ref, "tworoom", data, None, stats_from=data, **kw)
-    assert fitted["action_stats"] == f"file:{data}"
+    assert fitted["action_stats"] == f"file:{portable_path(data)}"  # no absolute paths
     reference = evaluate(ref, "tworoom", data, None, profile="reference", **kw)
-    assert reference["action_stats"] == f"file:{data}"
+    assert reference["action_stats"] == f"file:{portable_path(data)}"
 
 
 def _raises_without_results(exc, match, tmp_path, *args, **kwargs):

@@ -117,11 +117,15 @@ def test_cli_passes_the_normaliser_flags(monkeypatch):
 
     seen = {}
 
-    def fake_evaluate(ckpt, env, data, out, config):
-        seen["config"] = config
+    def fake_evaluate(ckpt, env, data, out, config, command=None):
+        seen["config"], seen["command"] = config, command
         stds = {"success_rate_std": 1.0, "random_success_rate_std": 2.0}
         keys = ("success_rate", "random_success_rate", "already_solved_fraction")
-        rest = {"success_rate_excluding_solved": None, "plan_seconds_mean": 0.0}
+        rest = {
+            "success_rate_excluding_solved": None,
+            "plan_seconds_mean": 0.0,
+            "decision_ms_mean": 0.0,
+        }
         return {
             **dict.fromkeys(keys, 0.0),
             **stds,
@@ -136,6 +140,7 @@ def test_cli_passes_the_normaliser_flags(monkeypatch):
     assert seen["config"].identity_normalizer and seen["config"].stats_from is None
     assert run(_args("--stats-from", "train.h5", "--seeds", "7")) == 0
     assert str(seen["config"].stats_from) == "train.h5" and seen["config"].seeds == (7,)
+    assert seen["command"][:2] == ["lewm", "eval"] and "--stats-from=train.h5" in seen["command"]
     with pytest.raises(ConfigError, match="not both"):
         run(_args("--stats-from", "train.h5", "--identity-normalizer"))
 

@@ -150,7 +150,8 @@ def no_evaluation(monkeypatch):
         (lambda t, d, c: t / "file", "is an existing file"),
         (lambda t, d, c: t / "file" / "eval", "which is a file"),
         (lambda t, d, c: d, "is an existing file"),  # the --data file itself
-        (lambda t, d, c: c, "also an input"),  # the checkpoint folder
+        (lambda t, d, c: c / "config.json", "is an existing file"),  # a checkpoint file (the folder
+        # itself is allowed: checkpoints/ENV/results.json lies beside the weights it scores)
     ],
 )
 def test_eval_out_is_checked_before_the_evaluation(

@@ -307,3 +307,72 @@ def test_configuration_errors():
     policy = MPCPolicy(PointWorld(), FakeSolver(), preprocess)
     with pytest.raises(ValueError, match="reset"):
         policy.act(frames_of([1]), frames_of([1]))
+
+
+def test_clamp_mode_is_reported():
+    bounds = (PointEnv.LOW, PointEnv.HIGH)
+
+    def mode(profile, solver, clamp=None, action_bounds=bounds):
+        config = MPCConfig(profile=profile, clamp_to_bounds=clamp)
+        return MPCPolicy(
+            PointWorld(), solver, preprocess, config, action_bounds=action_bounds
+        ).clamp_mode
+
+    assert mode("clean", make_solver("cem")) == "normalised"
+    assert mode("reference", make_solver("cem")) == "none"
+    assert mode("reference", make_solver("icem")) == "raw"
+    assert mode("clean", make_solver("cem"), clamp=False) == "none"
+    assert mode("clean", make_solver("cem"), action_bounds=None) == "none"
+
+
+def test_a_proposer_gives_the_initial_plan_and_initial_plan_executes_it():
+    """The proposer's plan (from the solve's context) replaces the warm start; with
+    InitialPlan it is executed as is, de-normalised; with CEM it is the initial mean."""
+    from lewm.planning.solvers import InitialPlan
+
+    seen = []
+
+    def proposer(context, horizon):  # the right blocks of the point world, from z and goal
+        seen.append(context)
+        need = (context.goal_emb - context.context_emb[:, -1]) / horizon  # (n, 2) per block
+        raw = need[:, None, None, :].expand(-1, horizon, 5, 2) / 5  # (n, Hp, f, A)
+        mu, sigma = torch.tensor([0.01, -0.01]), torch.tensor([0.03, 0.03])
+        return ((raw - mu) / sigma).reshape(-1, horizon, 10)
+
+    config = MPCConfig(horizon=5, budget=50)
+    policy = MPCPolicy(PointWorld(), InitialPlan(), preprocess, config, proposer=proposer)
+    start, goal = START[:2], GOAL[:2]
+    actions, dists = run_point_episodes(policy, start, goal, steps=25)
+    assert len(seen) == 1 and seen[0].n_envs == 2
+    assert (dists[-1] < 0.01).all(), dists[-1]  # the proposal reaches the goal by itself
+    np.testing.assert_allclose(actions[0], (goal - start) / 25, atol=1e-3)
+    assert all(np.isfinite(c) for r in policy.records for c in r.cost)  # its cost, evaluated
+    # CEM starts from it: candidate 0 of the first iteration is the proposal
+    solver = FakeSolver()
+    policy = MPCPolicy(PointWorld(), solver, preprocess, config, proposer=proposer)
+    run_point_episodes(policy, start, goal, steps=1)
+    torch.testing.assert_close(solver.calls[0]["init"], proposer(seen[-1], 5))
+
+
+def test_cost_step_is_checked_and_passed_to_the_cost():
+    with pytest.raises(ConfigError, match="cost_step"):
+        MPCConfig(horizon=5, cost_step=6)
+    policy = MPCPolicy(PointWorld(), FakeSolver(), preprocess, MPCConfig(cost_step=2))
+    assert policy.objective.cost_step == 2
+
+
+def test_initial_plan_is_the_init_within_bounds():
+    from lewm.planning.solvers import InitialPlan
+
+    init = torch.tensor([[[-3.0, 0.5], [2.0, -0.2]]])  # (1, Hp=2, fA=2)
+    calls = []
+
+    def cost(c):
+        calls.append(c.shape)
+        return c.pow(2).sum(dim=(-1, -2))
+
+    res = InitialPlan().solve(
+        cost, 1, 2, 2, init=init, bounds=(torch.tensor(-1.0), torch.tensor(1.0))
+    )
+    torch.testing.assert_close(res.plan, init.clamp(-1, 1))
+    assert calls == [(1, 1, 2, 2)] and float(res.cost) == pytest.approx(1 + 0.25 + 1 + 0.04)

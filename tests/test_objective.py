@@ -174,3 +174,76 @@ def test_bad_shapes_and_options():
     ctx = cost.prepare(pixels(2, 1, 0), pixels(2, 1, 1))
     with pytest.raises(PlanningError, match="candidate rows"):
         cost(ctx, torch.randn(3, 2, 2, FA))
+
+
+class PatchModel(ToyModel):
+    """ToyModel with DINO-WM-shaped embeddings (B, T, N=4, D): every patch token is the
+    toy embedding scaled by 1..4."""
+
+    def __init__(self, reduction: str | None = None):
+        super().__init__()
+        if reduction is not None:
+            self.cost_reduction = reduction
+        self.scale = torch.arange(1.0, 5.0)[:, None]  # (N, 1)
+
+    def encode(self, pixels):  # -> (B, T, N, D)
+        return super().encode(pixels)[..., None, :] * self.scale
+
+    def rollout(self, context_emb, candidates, action_history=None):
+        flat = super().rollout(context_emb[..., 0, :], candidates, action_history)
+        return flat[..., None, :] * self.scale  # (B, H+Hp, N, D)
+
+
+@pytest.mark.parametrize("reduction", [None, "sum", "mean"])
+def test_multi_dimensional_embeddings_are_flattened(reduction):
+    model = PatchModel(reduction)
+    cost = GoalCost(model)
+    ctx = cost.prepare(pixels(2, 1, 0), pixels(2, 1, 1))
+    assert ctx.context_emb.shape == (2, 1, 4, D) and ctx.goal_emb.shape == (2, 4, D)
+    cand = torch.randn(2, 3, 5, FA, generator=torch.Generator().manual_seed(4))
+    got = cost(ctx, cand)
+    for i in range(2):
+        traj = model.rollout(ctx.context_emb[i : i + 1].expand(3, 1, 4, D), cand[i])  # (3, 6, N, D)
+        err = (traj[:, -1] - ctx.goal_emb[i]).pow(2).flatten(1)  # (3, N*D)
+        want = err.mean(1) if reduction == "mean" else err.sum(1)
+        torch.testing.assert_close(got[i], want, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_cost_reduction_is_refused():
+    with pytest.raises(ConfigError, match="cost_reduction"):
+        GoalCost(PatchModel("max"))
+
+
+@pytest.mark.parametrize("steps", ["last", "all"])
+def test_cost_step_ranks_on_an_earlier_prediction(steps):
+    model = ToyModel()
+    k = 3
+    cost = GoalCost(model, steps=steps, cost_step=k)
+    ctx = cost.prepare(pixels(2, 1, 0), pixels(2, 1, 1))
+    cand = torch.randn(2, 4, 5, FA, generator=torch.Generator().manual_seed(5))
+    got = cost(ctx, cand)
+    assert model.rollout_calls[-1][0] == (8, k, FA)  # later blocks are not rolled out
+    for i in range(2):
+        traj = model.rollout(ctx.context_emb[i : i + 1].expand(4, 1, D), cand[i])  # (4, 6, D)
+        scored = traj[:, k : k + 1] if steps == "last" else traj[:, 1 : k + 1]
+        want = (scored - ctx.goal_emb[i]).pow(2).sum(dim=(1, 2))
+        torch.testing.assert_close(got[i], want, rtol=1e-5, atol=1e-5)
+    # the blocks after K cannot change the ranking
+    other = cand.clone()
+    other[:, :, k:] = 0
+    torch.testing.assert_close(cost(ctx, other), got)
+    # K = Hp is the default (the last prediction)
+    torch.testing.assert_close(
+        GoalCost(model, steps=steps, cost_step=5)(ctx, cand),
+        GoalCost(model, steps=steps)(ctx, cand),
+    )
+
+
+def test_bad_cost_step():
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigError, match="cost_step"):
+            GoalCost(ToyModel(), cost_step=bad)
+    cost = GoalCost(ToyModel(), cost_step=6)
+    ctx = cost.prepare(pixels(1, 1, 0), pixels(1, 1, 1))
+    with pytest.raises(ConfigError, match=r"1\.\.5"):
+        cost(ctx, torch.randn(1, 2, 5, FA))

@@ -291,3 +291,30 @@ def test_elapsed_seconds_accumulate_across_resume(tmp_path, synthetic_h5):
     train(tiny(steps=8, **kw), synthetic_h5, run, resume=True, progress=False)
     clock = [r["elapsed_seconds"] for r in read_metrics(run)]
     assert len(clock) == 4 and clock == sorted(clock) and clock[2] > before > 0
+
+
+def test_validation_logs_the_straightness_of_the_held_out_embeddings():
+    """val_straightness is the mean cosine of consecutive latent velocities (spec §9.3)."""
+    from torch import nn
+
+    from lewm.train import validate
+
+    class Clips:  # the dataset: validation only passes the clip indices through
+        def get(self, clips):
+            return clips
+
+    t = torch.arange(4.0)[None, :, None]  # 4 frames
+    trajectories = {
+        "line": torch.randn(6, 1, 8, generator=torch.Generator().manual_seed(0)) * t,  # cos 1
+        "back_and_forth": torch.tensor([1.0, -1.0, 1.0, -1.0])[None, :, None].expand(6, 4, 8),
+    }
+    for name, z in trajectories.items():
+
+        def loss_fn(batch, generator, z=z):
+            return {"loss": torch.tensor(0.5)}, z
+
+        batches = [np.zeros((6, 2), dtype=np.int64)] * 2
+        out = validate(nn.Linear(1, 1), loss_fn, Clips(), batches, seed=0, step=1)
+        want = 1.0 if name == "line" else -1.0
+        assert out["val_straightness"] == pytest.approx(want, abs=1e-6), name
+        assert out["val_loss"] == 0.5

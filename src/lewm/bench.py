@@ -7,11 +7,15 @@ the goal once, then ``iterations`` rounds of ``samples`` candidates rolled out
 ``reference_rollout`` is the straightforward implementation of the reference
 (re-encode the context every iteration, re-embed actions at every predictor
 call, run the whole window through the predictor and ``pred_proj`` at every
-step); our ``LeWM.rollout`` must give the same plans, faster.
+step); our ``LeWM.rollout`` (:mod:`lewm.model.fast_rollout`) must give the same
+plans, faster. GFLOP are counted analytically (:mod:`lewm.model.flops`) and
+compared with the machine's measured matmul peak (:mod:`lewm.bench_peak`).
+``--model dinowm`` times the DINO-WM baseline (:mod:`lewm.bench_dinowm`).
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from contextlib import contextmanager
@@ -62,6 +66,19 @@ class _ReferenceModel:
         return reference_rollout(self.model, context_emb, candidates, action_history)
 
 
+class _CompiledModel(_ReferenceModel):
+    """Planning interface over ``torch.compile`` (inductor) of the fast rollout (opt-in)."""
+
+    def __init__(self, model: LeWM):
+        from lewm.model.fast_rollout import fast_rollout
+
+        super().__init__(model)
+        self._rollout = torch.compile(functools.partial(fast_rollout, model), dynamic=False)
+
+    def rollout(self, context_emb, candidates, action_history=None):
+        return self._rollout(context_emb, candidates, action_history)
+
+
 @contextmanager
 def _threads(n: int | None):
     old = torch.get_num_threads()
@@ -86,18 +103,61 @@ def bench_solver(solver: str, samples: int, iterations: int) -> Solver:
     return make_solver(solver, **kw)
 
 
-def _predictor_call_seconds(model: LeWM, samples: int, fa: int, g: torch.Generator) -> list[float]:
-    """Ten timings of one predictor call as a solve makes it: S candidates, a full window."""
-    z = torch.randn(samples, model.history_size, model.embed_dim, generator=g)  # (S, W, D)
-    times = []
+def spread(times: list[float], key: str) -> dict:
+    """``{key}_median``, ``_min``, ``_max``, ``_all`` (seconds) of repeated timings."""
+    return {
+        f"{key}_median": statistics.median(times),
+        f"{key}_min": min(times),
+        f"{key}_max": max(times),
+        f"{key}_all": times,
+    }
+
+
+def time_solves(m, planner: Solver, frame, goal, horizon: int, fa: int, seed: int, repeats: int):
+    """``repeats`` timed solves (after one warm-up) of ``planner`` on planning model ``m``.
+
+    Returns:
+        (seconds per solve, list; the last plan (1, Hp, fA)).
+    """
+
+    def solve() -> tuple[float, torch.Tensor]:
+        cost = GoalCost(m)
+        t0 = time.perf_counter()
+        ctx = cost.prepare(frame, goal)
+        res = planner.solve(
+            cost.cost_fn(ctx, differentiable=planner.needs_grad),
+            1,
+            horizon,
+            fa,
+            generators=[make_generator(seed, 0, 0)],
+        )
+        return time.perf_counter() - t0, res.plan
+
+    solve()  # warm-up (and, compiled, the compilation)
+    runs = [solve() for _ in range(repeats)]
+    return [dt for dt, _ in runs], runs[-1][1]
+
+
+def _call_seconds(model: LeWM, samples: int, fa: int, g: torch.Generator) -> tuple[list, list]:
+    """Ten timings each of one predictor call on a full window of S candidates: the fast
+    path (the window's last layer for the last token only) and the reference's ``predict``."""
+    from lewm.model.fast_rollout import LayerCache, layer_modulations, predictor_call
+
+    w = model.history_size
+    z = torch.randn(samples, w, model.embed_dim, generator=g)  # (S, W, D)
+    blocks = torch.randn(samples, w, fa, generator=g)  # (S, W, fA)
+    fast, ref = [], []
     with torch.no_grad():
-        c = model.encode_actions(torch.randn(samples, model.history_size, fa, generator=g))
-        mods = model.predictor.modulations(c)
+        mods = layer_modulations(model.predictor, model.encode_actions(blocks))
+        x = z.transpose(0, 1) + model.predictor.pos_embedding[0, :w, None]  # (W, S, D)
         for _ in range(10):
             t0 = time.perf_counter()
-            model.pred_proj(model.predictor.forward_cached(z, mods)[0][:, -1])
-            times.append(time.perf_counter() - t0)
-    return times
+            predictor_call(model, x, mods, [LayerCache() for _ in mods])
+            t1 = time.perf_counter()
+            model.predict(z, blocks)[:, -1]
+            fast.append(t1 - t0)
+            ref.append(time.perf_counter() - t1)
+    return fast, ref
 
 
 def _rollout_difference(model: LeWM, samples: int, horizon: int, fa: int, g) -> float:
@@ -106,6 +166,18 @@ def _rollout_difference(model: LeWM, samples: int, horizon: int, fa: int, g) -> 
         ctx = torch.randn(samples, 1, model.embed_dim, generator=g)  # (S, 1, D)
         cand = torch.randn(samples, horizon, fa, generator=g)  # (S, Hp, fA)
         return (model.rollout(ctx, cand) - reference_rollout(model, ctx, cand)).abs().max().item()
+
+
+def _flops(model: LeWM, planner: Solver, horizon: int, fast: bool) -> dict | None:
+    """Analytic GFLOP of one solve (None for the gradient solver: its backward is not counted)."""
+    from lewm.model.flops import solve_flops, token_passes
+
+    s = planner.settings()
+    if "iterations" not in s:
+        return None
+    count = solve_flops(model.cfg, s["samples"], s["iterations"], horizon, 1, fast)
+    passes = token_passes(1, horizon, model.history_size, fast) * s["samples"] * s["iterations"]
+    return {"gflop": count.total / 1e9, "flops": count.to_dict(), "token_passes": passes}
 
 
 def bench_plan(
@@ -119,8 +191,14 @@ def bench_plan(
     threads: int | None = 2,
     baseline: bool = False,
     seed: int = 0,
+    peak: bool = False,
+    compile: bool = False,
 ) -> dict:
-    """Median seconds per solve and per predictor call for a random-init model on the CPU."""
+    """Seconds per solve and per predictor call, GFLOP and GFLOP/s, for a random-init model
+    on the CPU; ``baseline``: the same for the reference rollout in the same run; ``peak``:
+    the machine's matmul ceilings (:func:`lewm.bench_peak.matmul_peak`)."""
+    from lewm.bench_peak import matmul_peak, physical_cores
+
     with _threads(threads):
         model = random_model(preset_name, seed=seed)
         size, fa = model.image_size, model.cfg.action_input_dim
@@ -128,54 +206,86 @@ def bench_plan(
         frame = torch.randn(1, 1, 3, size, size, generator=g)
         goal = torch.randn(1, 1, 3, size, size, generator=g)
         planner = bench_solver(solver, samples, iterations)
-
-        def solve(m) -> tuple[float, torch.Tensor]:
-            cost = GoalCost(m)
-            t0 = time.perf_counter()
-            ctx = cost.prepare(frame, goal)
-            res = planner.solve(
-                cost.cost_fn(ctx, differentiable=planner.needs_grad),
-                1,
-                horizon,
-                fa,
-                generators=[make_generator(seed, 0, 0)],
-            )
-            return time.perf_counter() - t0, res.plan
-
-        call_times = _predictor_call_seconds(model, samples, fa, g)
-        solve(model)  # warm-up
-        runs = [solve(model) for _ in range(repeats)]  # (seconds, plan) each
-        times = [dt for dt, _ in runs]
+        call_fast, call_ref = _call_seconds(model, samples, fa, g)
+        times, plan = time_solves(model, planner, frame, goal, horizon, fa, seed, repeats)
         t_enc = time.perf_counter()
         with torch.no_grad():
             GoalCost(model).prepare(frame, goal)
-        encode_seconds = time.perf_counter() - t_enc
         out = {
+            "model": "lewm",
             "preset": preset_name,
             "params": model.num_parameters(),
             "solver": planner.settings(),
             "horizon": horizon,
             "n_envs": 1,
             "threads": torch.get_num_threads(),
+            "physical_cores": physical_cores(),
             "device": "cpu",
-            "solve_seconds_median": statistics.median(times),
-            "solve_seconds_all": times,
-            "predictor_call_seconds_median": statistics.median(call_times),
+            "extrapolated": False,
+            **spread(times, "solve_seconds"),
+            "predictor_call_seconds_median": statistics.median(call_fast),
             "predictor_calls_per_solve": iterations * horizon if solver != "gradient" else None,
-            "encode_context_and_goal_seconds": encode_seconds,
+            "encode_context_and_goal_seconds": time.perf_counter() - t_enc,
             "max_abs_rollout_difference_vs_reference": _rollout_difference(
                 model, samples, horizon, fa, g
             ),
         }
+        _add_flops(out, _flops(model, planner, horizon, True), "")
         if baseline:
-            ref = _ReferenceModel(model)
-            ref_runs = [solve(ref) for _ in range(max(1, repeats - 1))]
-            ref_times = [dt for dt, _ in ref_runs]
-            out["reference_rollout_solve_seconds_median"] = statistics.median(ref_times)
+            ref_times, ref_plan = time_solves(
+                _ReferenceModel(model), planner, frame, goal, horizon, fa, seed, repeats
+            )
+            out.update(spread(ref_times, "reference_rollout_solve_seconds"))
+            out["reference_predictor_call_seconds_median"] = statistics.median(call_ref)
             out["speedup_vs_reference_rollout"] = (
                 out["reference_rollout_solve_seconds_median"] / out["solve_seconds_median"]
             )
             out["max_abs_plan_difference_vs_reference_rollout"] = (
-                (ref_runs[-1][1] - runs[-1][1]).abs().max().item()
+                (ref_plan - plan).abs().max().item()
             )
+            _add_flops(out, _flops(model, planner, horizon, False), "reference_rollout_")
+        if compile:
+            out.update(
+                _bench_compiled(model, planner, frame, goal, horizon, fa, seed, repeats, plan)
+            )
+        if peak:
+            out["matmul_peak"] = matmul_peak(model.cfg, samples)
+            _add_fraction_of_peak(out)
         return out
+
+
+def _add_flops(out: dict, flops: dict | None, prefix: str) -> None:
+    """``{prefix}gflop_per_solve``, ``{prefix}gflops`` (per second, at the median), the split."""
+    if flops is None:
+        out[f"{prefix}gflop_per_solve"] = None
+        return
+    seconds = out[f"{prefix}solve_seconds_median"]
+    out[f"{prefix}gflop_per_solve"] = flops["gflop"]
+    out[f"{prefix}gflops"] = flops["gflop"] / seconds
+    out[f"{prefix}flops_per_solve"] = flops["flops"]
+    out[f"{prefix}token_passes_per_solve"] = flops["token_passes"]
+    out["flop_method"] = "analytic (lewm.model.flops): matrix products, 2 FLOP per multiply-add"
+
+
+def _add_fraction_of_peak(out: dict) -> None:
+    peak = out["matmul_peak"]
+    for prefix in ("", "reference_rollout_"):
+        gflops = out.get(f"{prefix}gflops")
+        if gflops is not None:
+            out[f"{prefix}fraction_of_large_gemm_peak"] = gflops / peak["large_gemm"]["gflops"]
+            out[f"{prefix}fraction_of_predictor_gemm_peak"] = (
+                gflops / peak["predictor_gemms_gflops"]
+            )
+
+
+def _bench_compiled(model, planner, frame, goal, horizon, fa, seed, repeats, plan) -> dict:
+    """The fast rollout under ``torch.compile`` (inductor): its timings, compile time, and
+    how far its plan is from the eager one."""
+    compiled = _CompiledModel(model)
+    t0 = time.perf_counter()
+    times, c_plan = time_solves(compiled, planner, frame, goal, horizon, fa, seed, repeats)
+    total = time.perf_counter() - t0
+    out = spread(times, "compiled_solve_seconds")
+    out["compile_and_warmup_seconds"] = total - sum(times)
+    out["max_abs_plan_difference_compiled_vs_eager"] = (c_plan - plan).abs().max().item()
+    return out

@@ -9,38 +9,44 @@ One word picks a whole consistent configuration:
 Derived values (the action encoder input width = frameskip x action_dim, the
 schedule length in steps) are computed from the data, never filled by hand.
 
-Every value's range is one row of :data:`VALUE_RULES`; :meth:`Config.validate` checks
-all of them (and each value's type, and that floats are finite). Parsing ``--set``
-strings and ``config.json`` objects lives in :mod:`lewm.config_parse`.
+Every value's range is one row of :data:`VALUE_RULES` (:mod:`lewm.config_rules`);
+:meth:`Config.validate` checks all of them (and each value's type, and that floats are
+finite). Parsing ``--set`` strings and ``config.json`` objects lives in :mod:`lewm.config_parse`.
+
+``loss.objective`` picks what a run trains (docs/baselines.md): ``lewm`` (the default),
+``pldm`` (the same model under PLDM's VICReg-style regularisers, ``loss.pldm``) or ``dinowm``
+(a frozen DINOv2 encoder and a patch-token predictor, ``model.dinowm``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import numbers
-import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lewm.config_parse import apply_overrides, check_type, from_dict, set_path
+from lewm.config_parse import apply_overrides, from_dict, set_path
+from lewm.config_rules import SEED_MAX, VALUE_RULES, check_seed, check_values
 from lewm.errors import ConfigError
 
 __all__ = [
+    "OBJECTIVES",
     "PRESETS",
     "PROFILES",
     "SEED_MAX",
     "VALUE_RULES",
     "ActionEncoderConfig",
     "Config",
+    "DinoWMConfig",
     "EncoderConfig",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
+    "PLDMConfig",
     "PredictorConfig",
     "TrainConfig",
     "apply_overrides",
     "check_seed",
+    "objective_recipe",
     "check_values",
     "preset",
     "set_path",
@@ -48,6 +54,7 @@ __all__ = [
 
 PROFILES = ("clean", "reference")
 PRESETS = ("tiny", "small", "paper")
+OBJECTIVES = ("lewm", "pldm", "dinowm")
 
 
 @dataclass
@@ -88,6 +95,21 @@ class ActionEncoderConfig:
 
 
 @dataclass
+class DinoWMConfig:
+    """The DINO-WM baseline's own parts (spec §10.2); used when ``loss.objective=dinowm``.
+
+    Its encoder is a frozen DINOv2 read from a local Hugging Face folder; ``model.encoder``
+    then records that ViT's sizes and ``model.predictor`` sizes the patch-token predictor.
+    """
+
+    encoder_weights: str = ""
+    """The local DINOv2 folder (``config.json`` + weights) the run started from; the
+    checkpoint holds the weights, so loading it does not need the folder."""
+    action_emb_dim: int = 10
+    """Width of the action encoding concatenated to every patch token (spec §10.2: 10)."""
+
+
+@dataclass
 class ModelConfig:
     embed_dim: int = 192
     """Width of the embeddings z (projector output) and of the predictor."""
@@ -100,6 +122,7 @@ class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     action_encoder: ActionEncoderConfig = field(default_factory=ActionEncoderConfig)
+    dinowm: DinoWMConfig = field(default_factory=DinoWMConfig)
 
     @property
     def action_input_dim(self) -> int:
@@ -108,13 +131,43 @@ class ModelConfig:
 
 
 @dataclass
-class LossConfig:
-    """L = pred_loss + sigreg_weight * SIGReg (spec §1, §3)."""
+class PLDMConfig:
+    """PLDM's loss weights (spec §10.1, the paper's values), used when ``loss.objective=pldm``:
 
+    L = pred + alpha*var + beta*cov + gamma*time_sim + zeta*time_var + nu*time_cov + mu*idm
+
+    (term definitions: :mod:`lewm.losses_pldm`, docs/baselines.md).
+    """
+
+    alpha: float = 18.0
+    """Variance hinge over the batch."""
+    beta: float = 12.0
+    """Covariance (squared off-diagonal) over the batch."""
+    gamma: float = 0.2
+    """Temporal similarity: consecutive embeddings close."""
+    zeta: float = 0.7
+    """Temporal variance hinge within each clip."""
+    nu: float = 0.0
+    """Temporal covariance within each clip."""
+    mu: float = 0.0
+    """Inverse dynamics: > 0 trains a head predicting each action block from (z_t, z_t+1)."""
+    var_eps: float = 1e-4
+    """Inside the square root of the variance hinges."""
+    idm_hidden: int = 512
+    """Hidden width of the inverse-dynamics MLP (the authors' PLDM: 512)."""
+
+
+@dataclass
+class LossConfig:
+    """What a run minimises. ``lewm``: L = pred_loss + sigreg_weight * SIGReg (spec §1, §3)."""
+
+    objective: Literal["lewm", "pldm", "dinowm"] = "lewm"
+    """lewm | pldm (LeWM's model, PLDM's regularisers) | dinowm (frozen DINOv2 + patch predictor)."""
     sigreg_weight: float = 0.09
     sigreg_projections: int = 1024
     sigreg_knots: int = 17
     sigreg_t_max: float = 3.0
+    pldm: PLDMConfig = field(default_factory=PLDMConfig)
 
 
 @dataclass
@@ -214,126 +267,18 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
-# --------------------------------------------------------------------------- value rules
-
-SEED_MAX = 2**63 - 1
-"""Seeds are integers in [0, SEED_MAX]: numpy, torch and JSON all hold them exactly."""
-
-Rule = tuple[Callable[[Any], bool], str]  # (test on the value, what the value must be)
-
-
-def _at_least(low: float) -> Rule:
-    return (lambda v: v >= low, f"must be >= {low}")
-
-
-def _above(low: float) -> Rule:
-    return (lambda v: v > low, f"must be > {low}")
-
-
-_FRACTION: Rule = (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")
-_SEED: Rule = (lambda v: 0 <= v <= SEED_MAX, "must be a seed in [0, 2**63 - 1]")
-_POSITIVE = _at_least(1)
-
-
-def _size(high: int) -> Rule:
-    # An upper bound far above any real model: absurd sizes fail here with their key, not as
-    # an allocation overflow deep in torch.
-    return (lambda v: 1 <= v <= high, f"must be in [1, {high}]")
-
-
-_WIDTH, _DEPTH = _size(2**16), _size(2**10)
-
-VALUE_RULES: dict[str, Rule] = {
-    # One row per numeric key: Config.validate() walks every field through this table (and
-    # checks every value's type and that floats are finite), so each range lives here once.
-    "model.embed_dim": _WIDTH,
-    "model.projector_hidden": _WIDTH,
-    "model.frameskip": _DEPTH,
-    "model.action_dim": (lambda v: 0 <= v <= 2**16, "must be in [0, 65536]"),
-    "model.encoder.image_size": _WIDTH,
-    "model.encoder.patch_size": _WIDTH,
-    "model.encoder.hidden_dim": _WIDTH,
-    "model.encoder.depth": _DEPTH,
-    "model.encoder.heads": _DEPTH,
-    "model.encoder.mlp_dim": _WIDTH,
-    "model.encoder.layer_norm_eps": _above(0),
-    "model.predictor.num_frames": _DEPTH,
-    "model.predictor.depth": _DEPTH,
-    "model.predictor.heads": _DEPTH,
-    "model.predictor.dim_head": _WIDTH,
-    "model.predictor.mlp_dim": _WIDTH,
-    "model.predictor.dropout": _FRACTION,
-    "model.predictor.emb_dropout": _FRACTION,
-    "model.action_encoder.smoothed_dim": _WIDTH,
-    "model.action_encoder.mlp_scale": _DEPTH,
-    "loss.sigreg_weight": _at_least(0),
-    "loss.sigreg_projections": _WIDTH,
-    "loss.sigreg_knots": (lambda v: 2 <= v <= 2**16, "must be in [2, 65536]"),
-    "loss.sigreg_t_max": _above(0),
-    "optim.lr": _above(0),
-    "optim.beta1": _FRACTION,
-    "optim.beta2": _FRACTION,
-    "optim.eps": _above(0),
-    "optim.weight_decay": _at_least(0),
-    "optim.grad_clip": (lambda v: v > 0, "must be > 0 (the largest gradient norm kept)"),
-    "optim.warmup_fraction": _FRACTION,
-    "train.batch_size": (lambda v: v >= 2, "must be >= 2 (BatchNorm, SIGReg)"),
-    "train.steps": _at_least(0),
-    "train.epochs": (lambda v: v > 0, "must be > 0 (used when train.steps is 0)"),
-    "train.schedule_steps": _at_least(0),
-    "train.schedule_epochs": _at_least(0),
-    "train.seed": _SEED,
-    "train.split_seed": _SEED,
-    "train.val_fraction": (lambda v: 0.0 < v < 1.0, "must be in (0, 1)"),
-    "train.log_every": _POSITIVE,
-    "train.val_every": _POSITIVE,
-    "train.val_batches": _POSITIVE,
-    "train.save_every": _POSITIVE,
-}
-
-
-def check_values(obj: Any, prefix: str = "") -> None:
-    """Check the type of every field of a config dataclass (recursively), that floats are
-    finite, and each value against its :data:`VALUE_RULES` row.
-
-    ``prefix`` is the dotted path of ``obj`` (``"model."`` for a :class:`ModelConfig`).
-
-    Raises:
-        ConfigError: ``key: <rule>, got <value>``.
-    """
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        key, value = f"{prefix}{f.name}", getattr(obj, f.name)
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, tp):
-                raise ConfigError(f"{key}: expected a section, got {value!r}")
-            check_values(value, key + ".")
-            continue
-        check_type(value, tp, key)
-        rule = VALUE_RULES.get(key)
-        if rule is not None and not rule[0](value):
-            raise ConfigError(f"{key}: {rule[1]}, got {value!r}")
-
-
-def check_seed(value: Any, what: str = "seed") -> int:
-    """``value`` as a seed (an integer in [0, 2**63 - 1]), or a ConfigError naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"{what} must be an integer, got {value!r}")
-    if not _SEED[0](int(value)):
-        raise ConfigError(f"{what} {_SEED[1]}, got {value!r}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------- presets
 
 
-def preset(name: str, profile: str = "clean") -> Config:
-    """Return the named size preset under the given behaviour profile."""
+def preset(name: str, profile: str = "clean", objective: str = "lewm") -> Config:
+    """Return the named size preset under the given behaviour profile, for ``objective``
+    (lewm, pldm or dinowm; see :func:`objective_recipe`)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {PRESETS}")
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     cfg = Config(preset=name, profile=profile)  # defaults are the paper recipe
     if name == "tiny":
         cfg.model = ModelConfig(
@@ -380,4 +325,25 @@ def preset(name: str, profile: str = "clean") -> Config:
             val_batches=4,
             save_every=500,
         )
+    return objective_recipe(cfg, objective)
+
+
+# The paper's DINOv2 (facebook/dinov2-small): ViT-S/14. A run reads the real sizes from its
+# --encoder-weights folder; these describe the paper's model before that (``lewm info``).
+VIT_S14 = dict(patch_size=14, hidden_dim=384, depth=12, heads=6, mlp_dim=1536, layer_norm_eps=1e-6)
+
+
+def objective_recipe(cfg: Config, objective: str) -> Config:
+    """``cfg`` (a fresh preset) set up for ``objective``.
+
+    - ``lewm`` and ``pldm``: the same recipe (PLDM differs only by its loss, spec §10.1).
+    - ``dinowm``: DINO-WM's recipe (spec §10.2): no weight decay; at the paper size also lr
+      5e-4 and 32 clips per batch; the encoder a DINOv2 ViT-S/14.
+    """
+    cfg.loss.objective = objective
+    if objective == "dinowm":
+        cfg.model.encoder = EncoderConfig(image_size=cfg.model.encoder.image_size, **VIT_S14)
+        cfg.optim.weight_decay = 0.0
+        if cfg.preset == "paper":
+            cfg.optim.lr, cfg.train.batch_size = 5e-4, 32
     return cfg

@@ -2,14 +2,18 @@
 
     loss = MSE(predict(z[:, :-1], a[:, :-1]), z[:, 1:]) + lambda * SIGReg(z)    (target not detached)
 
+The baselines train through the same loop (``loss.objective``, spec §10): PLDM swaps the
+regulariser, DINO-WM the model; :mod:`lewm.train_objective` is where the objective matters.
+
 :func:`train` is the run; :func:`train_step` is one optimiser step (forward -> backward ->
 clip -> AdamW -> schedule), shared with ``benchmarks/train_step.py``. What happens before the
 first step (config resolution, data, model, optimiser) is in :mod:`lewm.train_setup`; the run
 directory (``config.json``, ``model.safetensors``, ``train_state.pt``, ``split.json``,
 ``metrics.jsonl``) in :mod:`lewm.run_dir`; what a resume may change in :mod:`lewm.train_resume`.
 
-Logging (``train.log_every``), validation (``train.val_every``) and checkpointing
-(``train.save_every``) have independent cadences; the last step does all three.
+Logging (``train.log_every``), validation (``train.val_every``, the held-out losses and the
+temporal straightness of their embeddings, spec §9.3) and checkpointing (``train.save_every``)
+have independent cadences; the last step does all three.
 
 Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process trains on its shard of each
 global batch and computes the global batch's loss (:mod:`lewm.distributed`, docs/distributed.md);
@@ -27,16 +31,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from lewm.baselines.pldm import build_idm_head, save_idm_head
 from lewm.checkpoint import run_metadata
 from lewm.config import Config
 from lewm.data.clips import ClipBatch, ClipDataset
 from lewm.data.transforms import frames_to_pixels
 from lewm.distributed import PeerError, World, check_batch_split, launch_from_env, start
 from lewm.errors import LewmError
-from lewm.losses import Reduce, lewm_loss, step_generator
-from lewm.model.world_model import LeWM
+from lewm.losses import Reduce, step_generator
 from lewm.run_dir import RunDir, restore_state, rng_state
-from lewm.train_metrics import RunningMeans, collapse_monitor
+from lewm.train_metrics import RunningMeans, collapse_monitor, straightness
+from lewm.train_objective import (
+    heads_state,
+    objective_losses,
+    objective_metadata,
+    restore_heads,
+)
 from lewm.train_setup import (
     TrainSetup,
     autocast_for,
@@ -123,8 +133,9 @@ class _Session:
     setup: TrainSetup
     run: RunDir | None  # rank 0 only
     out: Path
-    model: LeWM
-    net: nn.Module  # EncodePredict(model), under DDP with several processes
+    model: nn.Module  # the objective's world model: LeWM (lewm, pldm) or DINO-WM
+    head: nn.Module | None  # PLDM's inverse-dynamics head (loss.pldm.mu > 0), trained with it
+    net: nn.Module  # EncodePredict(model, head), under DDP with several processes
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
     loss_fn: LossFn
@@ -132,9 +143,14 @@ class _Session:
     dev: torch.device
     log_means: dict | None  # RunningMeans state of the checkpoint resumed from
 
+    @property
+    def trained(self) -> nn.Module:
+        """Every module the optimiser steps (the gradient norm and its clipping cover them)."""
+        return self.model if self.head is None else nn.ModuleList([self.model, self.head])
+
     def meta(self, step: int) -> dict:
-        s = self.setup
-        return run_metadata(self.cfg, s.dataset.normalizer, s.data_meta, step)
+        s, extra = self.setup, objective_metadata(self.cfg, self.model)
+        return run_metadata(self.cfg, s.dataset.normalizer, s.data_meta, step, extra)
 
 
 def _start(world: World, cfg, data, out, resume, overrides, dev, tensorboard) -> _Session:
@@ -151,16 +167,21 @@ def _start(world: World, cfg, data, out, resume, overrides, dev, tensorboard) ->
     cfg = setup.cfg
     if world.is_main:
         note_batch_size(cfg)
-    model, opt, sched = build_training(cfg, setup.dataset.normalizer, dev, world)
+    head = build_idm_head(cfg)
+    resume_dir = saved.path if saved is not None else None
+    model, opt, sched = build_training(
+        cfg, setup.dataset.normalizer, dev, world, head=head, resume_dir=resume_dir
+    )
     start_step = 0
     if saved is not None and saved.state is not None:
         start_step = restore_state(saved.state, model, opt, sched, dev, world.rank, world.size)
-    net = world.wrap(EncodePredict(model), broadcast_buffers=not cfg.train.sync_batchnorm)
+        restore_heads(saved.state, head, saved.path)
+    net = world.wrap(EncodePredict(model, head), broadcast_buffers=not cfg.train.sync_batchnorm)
     reduce = world.sum if world.distributed else None
     loss_fn = batch_loss(net, cfg, dev, autocast_for(cfg, dev), reduce=reduce)
     means = saved.state.get("log_means") if saved is not None and saved.state else None
     s = _Session(
-        cfg, setup, run, Path(out), model, net, opt, sched, loss_fn, start_step, dev, means
+        cfg, setup, run, Path(out), model, head, net, opt, sched, loss_fn, start_step, dev, means
     )
     world.main_only(
         lambda: run.open(
@@ -183,7 +204,7 @@ def _loop(world: World, s: _Session, progress: bool) -> TrainResult:
             batch = next(batches)
             gen = step_generator(t.seed, step)  # the same directions on every process
             result = train_step(
-                s.model, s.opt, s.sched, s.loss_fn, batch, gen, s.cfg.optim.grad_clip
+                s.trained, s.opt, s.sched, s.loss_fn, batch, gen, s.cfg.optim.grad_clip
             )
             means.add(result, time.perf_counter() - t0)
             bar.update(1)
@@ -193,7 +214,10 @@ def _loop(world: World, s: _Session, progress: bool) -> TrainResult:
             if final or done % t.log_every == 0:
                 monitor = collapse_monitor(world.gather(result.z))  # the global batch's z
                 record.update(means.pop(), lr=s.sched.get_last_lr()[0], **monitor)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", sigreg=f"{record['sigreg_loss']:.2f}")
+                shown = (
+                    ("loss", "sigreg_loss") if "sigreg_loss" in record else ("loss", "pred_loss")
+                )
+                bar.set_postfix({k.removesuffix("_loss"): f"{record[k]:.4g}" for k in shown})
             if final or done % t.val_every == 0:
                 v = s.setup
                 record.update(
@@ -220,10 +244,14 @@ def _loop(world: World, s: _Session, progress: bool) -> TrainResult:
 def _save(world: World, s: _Session, step: int, log_means: dict) -> None:
     """Rank 0 writes the checkpoint, with every rank's dropout stream; all ranks learn the outcome."""
     rngs = world.gather_objects(rng_state(s.dev)) if world.distributed else ()
-    extra = {"log_means": log_means}
-    world.main_only(
-        lambda: s.run.save(step, s.model, s.opt, s.sched, s.meta(step), s.dev, rngs, extra)
-    )
+    extra = {"log_means": log_means, **heads_state(s.head)}
+
+    def write():
+        s.run.save(step, s.model, s.opt, s.sched, s.meta(step), s.dev, rngs, extra)
+        if s.head is not None:  # the objective's head, beside model.safetensors
+            save_idm_head(s.run.path, s.head)
+
+    world.main_only(write)
 
 
 # --------------------------------------------------------------------------- one step
@@ -271,48 +299,52 @@ class EncodePredict(nn.Module):
     """The model's part of a training step as one ``forward``, the module DDP wraps.
 
     pixels (B, T, 3, H, W), action blocks (B, T, f*A) -> z (B, T, D), z_pred (B, T-1, D):
-    frame i predicts frame i+1.
+    frame i predicts frame i+1; and, with PLDM's inverse-dynamics ``head``, a_pred
+    (B, T-1, f*A), the blocks predicted from (z_t, z_t+1) (else None).
     """
 
-    def __init__(self, model: LeWM):
+    def __init__(self, model: nn.Module, head: nn.Module | None = None):
         super().__init__()
         self.model = model
+        self.head = head
 
     def forward(self, pixels: torch.Tensor, actions: torch.Tensor):
         z = self.model.encode(pixels)  # (B, T, D)
         z_pred = self.model.predict(z[:, :-1], actions[:, :-1])  # (B, T-1, D)
-        return z, z_pred
+        a_pred = None if self.head is None else self.head(z)  # (B, T-1, f*A)
+        return z, z_pred, a_pred
+
+
+def _as_step_module(model: nn.Module) -> nn.Module:
+    """``model`` as an :class:`EncodePredict` (it may be one already, maybe under DDP)."""
+    if isinstance(model, EncodePredict) or isinstance(
+        getattr(model, "module", None), EncodePredict
+    ):
+        return model
+    return EncodePredict(model)
 
 
 def forward_losses(
     model: nn.Module, cfg: Config, pixels_u8, actions, device, autocast, generator, reduce=None
 ):
-    """One batch through the model (a LeWM or an :class:`EncodePredict`, maybe under DDP);
-    returns the loss dict and the embeddings. ``reduce``: see :func:`lewm.losses.lewm_loss`."""
-    net = EncodePredict(model) if isinstance(model, LeWM) else model
+    """One batch through the model (a world model or an :class:`EncodePredict`, maybe under
+    DDP); returns the objective's loss dict and the embeddings. ``reduce``: see
+    :func:`lewm.losses.lewm_loss`."""
+    net = _as_step_module(model)
     pixels = frames_to_pixels(pixels_u8.to(device, non_blocking=True))  # (B, T, 3, H, W)
     actions = actions.to(device, non_blocking=True)  # (B, T, f*A)
     with autocast():
-        z, z_pred = net(pixels, actions)  # (B, T, D), (B, T-1, D)
-    losses = lewm_loss(
-        z,
-        z_pred,
-        sigreg_weight=cfg.loss.sigreg_weight,
-        generator=generator,
-        num_projections=cfg.loss.sigreg_projections,
-        num_knots=cfg.loss.sigreg_knots,
-        t_max=cfg.loss.sigreg_t_max,
-        reduce=reduce,
-    )
+        z, z_pred, a_pred = net(pixels, actions)  # (B, T, D), (B, T-1, D), None | (B, T-1, fA)
+    losses = objective_losses(cfg, z, z_pred, actions, a_pred, generator, reduce)
     return losses, z
 
 
 def batch_loss(
     model: nn.Module, cfg: Config, device: torch.device, autocast, reduce: Reduce | None = None
 ) -> LossFn:
-    """The LeWM loss of a :class:`ClipBatch`: one process's, or with ``reduce`` (the sum over
-    processes) the global batch's, computed from this process's shard."""
-    net = EncodePredict(model) if isinstance(model, LeWM) else model
+    """The objective's loss of a :class:`ClipBatch`: one process's, or with ``reduce`` (the
+    sum over processes) the global batch's, computed from this process's shard."""
+    net = _as_step_module(model)
 
     def loss_fn(batch: ClipBatch, generator: torch.Generator):
         return forward_losses(
@@ -332,7 +364,8 @@ def validate(
     step: int,
     world: World | None = None,
 ) -> dict[str, float]:
-    """Mean losses on the held-out clips in eval mode (BatchNorm running stats, no dropout).
+    """Mean losses on the held-out clips in eval mode (BatchNorm running stats, no dropout),
+    and ``val_straightness``, the temporal straightness of their embeddings (spec §9.3).
 
     Under several processes each one evaluates its shard of every validation batch and the
     loss terms are the whole batch's.
@@ -342,9 +375,11 @@ def validate(
     sums: dict[str, float] = {}
     for i, clips in enumerate(val_batches):
         gen = step_generator(seed + VAL_SEED_OFFSET, step * len(val_batches) + i)
-        losses, _ = loss_fn(dataset.get(clips[world.shard(len(clips))]), gen)
+        losses, z = loss_fn(dataset.get(clips[world.shard(len(clips))]), gen)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v)
+        if z.shape[1] >= 3:  # two velocities: a clip of 3 frames or more
+            sums["straightness"] = sums.get("straightness", 0.0) + straightness(z, world)
     model.train()
     return {f"val_{k}": v / len(val_batches) for k, v in sums.items()}
 

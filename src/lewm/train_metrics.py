@@ -1,5 +1,6 @@
-"""What the training loop logs: running means between log steps, and the collapse monitor
-(spec §4.7). Under several processes every value is the global batch's."""
+"""What the training loop logs: running means between log steps, the collapse monitor
+(spec §4.7) and the temporal straightness of validation embeddings (spec §9.3). Under several
+processes every value is the global batch's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from lewm.analysis.straightness import temporal_straightness
+
 if TYPE_CHECKING:
+    from lewm.distributed import World
     from lewm.train import StepResult
 
 
@@ -76,3 +80,14 @@ def collapse_monitor(z: torch.Tensor) -> dict[str, float]:
     p = s / s.sum().clamp_min(1e-12)
     rank = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()).item()
     return {"z_std": std, "z_eff_rank": rank}
+
+
+def straightness(z: torch.Tensor, world: World | None = None) -> float:
+    """Temporal straightness of embeddings z (B, T >= 3, D) (spec §9.3; the mean cosine of
+    consecutive latent velocities); under several processes, the global batch's."""
+    value = temporal_straightness(z)
+    if world is None or not world.distributed:
+        return float(value)
+    pairs = float(z.shape[0] * (z.shape[1] - 2))  # the cosines this shard averaged
+    total = world.sum(torch.stack([value * pairs, value.new_tensor(pairs)]))
+    return float(total[0] / total[1])

@@ -5,8 +5,8 @@
   leaves its input as it is. What a resume may change is :mod:`lewm.train_resume`.
 - :func:`prepare` builds the split, the clips, the loader (this process's shard of every
   global batch) and the validation batches.
-- :func:`build_training` builds the seeded model (BatchNorm over the global batch under
-  several processes), AdamW and the warm-up + cosine schedule.
+- :func:`build_training` builds the seeded model of the run's objective (BatchNorm over the
+  global batch under several processes), AdamW and the warm-up + cosine schedule.
 - :func:`resolve_device`, :func:`autocast_for`.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from lewm.config import Config, TrainConfig
 from lewm.data.clips import ClipDataset, ClipLoader, clip_index, clip_split, episode_split
@@ -29,8 +30,8 @@ from lewm.data.hdf5 import DatasetInfo, inspect_dataset
 from lewm.distributed import World, check_batch_split, sync_batchnorm
 from lewm.errors import ConfigError, DatasetError, LewmError
 from lewm.losses import SEED_STRIDE
-from lewm.model.world_model import LeWM
 from lewm.run_dir import SavedRun
+from lewm.train_objective import build_world_model, load_encoder, resolve_objective
 from lewm.train_resume import check_hand_edits, check_same_data, resume_budget, resume_config
 
 __all__ = [
@@ -249,9 +250,10 @@ def prepare(
 
 
 def _base_config(cfg: Config, saved: SavedRun | None, overrides: Mapping[str, str]) -> Config:
-    """A new run's ``cfg``, validated; or the saved run's config with the allowed changes."""
+    """A new run's ``cfg``, completed for its objective and validated; or the saved run's
+    config with the allowed changes."""
     if saved is None:
-        return cfg.validate()
+        return resolve_objective(cfg).validate()
     check_hand_edits(saved)
     return resume_budget(resume_config(saved.config, overrides), cfg.train.steps, saved.step)
 
@@ -275,7 +277,8 @@ def _data_meta(cfg: Config, data: Path, info: DatasetInfo, split, loader, finger
 
 def note_batch_size(cfg: Config) -> None:
     """SIGReg's strength grows with N (spec §3.1): say so when the batch is not the tuned 128."""
-    if cfg.loss.sigreg_weight > 0 and cfg.train.batch_size != 128:
+    lewm = cfg.loss.objective == "lewm"
+    if lewm and cfg.loss.sigreg_weight > 0 and cfg.train.batch_size != 128:
         print(
             f"note: SIGReg scales with the batch size; lambda={cfg.loss.sigreg_weight} was tuned for "
             f"128 clips per batch, this run uses {cfg.train.batch_size} (spec §3.1, T4)",
@@ -294,14 +297,19 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_optimizer(model: LeWM, cfg: Config, dev: torch.device) -> torch.optim.Optimizer:
-    """AdamW on all parameters (the reference decays norms and biases too; optional exclusion)."""
+def build_optimizer(
+    model: nn.Module, cfg: Config, dev: torch.device, head: nn.Module | None = None
+) -> torch.optim.Optimizer:
+    """AdamW on all trainable parameters (the reference decays norms and biases too; optional
+    exclusion): the model's (DINO-WM's frozen encoder has none), then ``head``'s (PLDM's
+    inverse-dynamics head)."""
     o = cfg.optim
+    params = [p for m in (model, head) if m is not None for p in m.parameters() if p.requires_grad]
     if o.decay_norms_and_biases:
-        groups = [{"params": list(model.parameters()), "weight_decay": o.weight_decay}]
+        groups = [{"params": params, "weight_decay": o.weight_decay}]
     else:
-        decay = [p for p in model.parameters() if p.ndim >= 2]
-        no_decay = [p for p in model.parameters() if p.ndim < 2]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
         groups = [
             {"params": decay, "weight_decay": o.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
@@ -317,8 +325,20 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: Config) -> torch.optim.lr_s
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total))
 
 
-def build_training(cfg: Config, normalizer, dev: torch.device, world: World | None = None):
+def build_training(
+    cfg: Config,
+    normalizer,
+    dev: torch.device,
+    world: World | None = None,
+    *,
+    head: nn.Module | None = None,
+    resume_dir: Path | None = None,
+):
     """Model (initialised from ``train.seed``), AdamW and the schedule; seeds the dropout stream.
+
+    The model is the objective's (:mod:`lewm.train_objective`); ``head`` (PLDM's
+    inverse-dynamics head) is trained with it; ``resume_dir``: the run a DINO-WM resume
+    rebuilds its encoder from.
 
     Under several processes (``world``), the model's BatchNorms use the global batch's
     statistics unless ``train.sync_batchnorm`` is false, and each rank has its own dropout
@@ -329,16 +349,19 @@ def build_training(cfg: Config, normalizer, dev: torch.device, world: World | No
         (model in train mode on ``dev``, optimiser, scheduler).
     """
     world = world or World()
+    encoder = load_encoder(cfg, resume_dir)  # DINO-WM only; before the seeded initialisation
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
-        model = LeWM(cfg.model, normalizer)
+        model = build_world_model(cfg, normalizer, encoder)
     if world.distributed and cfg.train.sync_batchnorm:
         sync_batchnorm(model, world.sum)
     model.to(dev).train()
+    if head is not None:
+        head.to(dev).train()
     if cfg.train.compile:
         model.encoder.compile()
         model.predictor.compile()
-    opt = build_optimizer(model, cfg, dev)
+    opt = build_optimizer(model, cfg, dev, head)
     sched = build_scheduler(opt, cfg)
     # Dropout draws from the global stream; resume restores it.
     torch.manual_seed(dropout_seed(cfg.train.seed, world.rank))

@@ -69,6 +69,10 @@ def load(
 ) -> LeWM:
     """Load a model in eval mode from a run directory or the authors' release folder.
 
+    A run of ours loads as the world model of its ``loss.objective``: a :class:`LeWM` for
+    ``lewm`` and ``pldm``, a :class:`lewm.baselines.dinowm.DinoWM` (the same verbs) for
+    ``dinowm``.
+
     Args:
         path: a run directory of ours (``config.json`` + ``model.safetensors``), or a folder
             (or ``.pt`` file) of the authors' release (``config.json`` + ``weights.pt``, ViT keys in

@@ -1,11 +1,18 @@
 """Our run directories: ``config.json`` (resolved config, action statistics, data
-description, step) + ``model.safetensors`` (weights only, transformers-4.x key layout)."""
+description, step) + ``model.safetensors`` (weights only, transformers-4.x key layout).
+
+``loss.objective`` in ``config.json`` says which world model the weights are: LeWM's for
+``lewm`` and ``pldm`` (PLDM trains the same model), DINO-WM's for ``dinowm``
+(:mod:`lewm.baselines.dinowm.checkpoint`, whose DINOv2 architecture is the ``dinov2`` block).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from pathlib import Path
+
+from torch import nn
 
 from lewm.checkpoint.atomic import atomic_write_bytes
 from lewm.checkpoint.common import (
@@ -23,7 +30,7 @@ from lewm.model.provenance import Provenance
 from lewm.model.world_model import LeWM
 
 
-def save_model(run_dir: Path, model: LeWM, meta: Mapping) -> None:
+def save_model(run_dir: Path, model: nn.Module, meta: Mapping) -> None:
     """Write ``model.safetensors`` then ``config.json`` (both atomically)."""
     from safetensors.torch import save
 
@@ -35,11 +42,18 @@ def save_model(run_dir: Path, model: LeWM, meta: Mapping) -> None:
     atomic_write_bytes(run_dir / CONFIG_FILE, (json.dumps(dict(meta), indent=2) + "\n").encode())
 
 
-def run_metadata(cfg: Config, normalizer: ActionNormalizer, data: Mapping, step: int) -> dict:
+def run_metadata(
+    cfg: Config,
+    normalizer: ActionNormalizer,
+    data: Mapping,
+    step: int,
+    extra: Mapping | None = None,
+) -> dict:
     """The content of a run's ``config.json``: the resolved config plus what loading needs.
 
     ``git_commit`` is the revision of the code that wrote this checkpoint (None outside a git
-    checkout; ``+dirty`` with local changes), for provenance and ``lewm report``.
+    checkout; ``+dirty`` with local changes), for provenance and ``lewm report``. ``extra``:
+    more blocks the objective's model needs to be rebuilt (DINO-WM's ``dinov2``).
     """
     from lewm import __version__
     from lewm.gitinfo import git_commit
@@ -53,6 +67,7 @@ def run_metadata(cfg: Config, normalizer: ActionNormalizer, data: Mapping, step:
         data=dict(data),
         step=int(step),
     )
+    meta.update(extra or {})
     return meta
 
 
@@ -95,13 +110,29 @@ def normalizer_from_metadata(meta: Mapping, cfg: Config, path: Path) -> ActionNo
         raise CheckpointError(f"{path}: action_normalizer: {exc}") from None
 
 
-def load_ours(folder: Path, device) -> LeWM:
+def model_from_metadata(
+    meta: Mapping, cfg: Config, normalizer: ActionNormalizer | None, path: Path
+) -> nn.Module:
+    """The world model of a run's objective, with fresh weights: LeWM (``lewm``, ``pldm``) or
+    DINO-WM (``dinowm``)."""
+    if cfg.loss.objective == "dinowm":
+        from lewm.baselines.dinowm.checkpoint import dinowm_from_metadata
+
+        return dinowm_from_metadata(meta, cfg, normalizer, path)
+    return LeWM(cfg.model, normalizer)
+
+
+def load_ours(folder: Path, device) -> nn.Module:
     meta = read_json(folder / CONFIG_FILE)
     check_format_version(meta, folder / CONFIG_FILE)
     cfg = config_from_metadata(meta)
     normalizer = normalizer_from_metadata(meta, cfg, folder / CONFIG_FILE)
-    model = LeWM(cfg.model, normalizer)
+    model = model_from_metadata(meta, cfg, normalizer, folder / CONFIG_FILE)
     state = read_safetensors(folder / WEIGHTS_FILE)
+    if cfg.loss.objective == "dinowm":
+        from lewm.baselines.dinowm.checkpoint import match_dinov2_keys
+
+        state = match_dinov2_keys(state, set(model.state_dict()))
     load_state_dict_strict(model, state, folder / WEIGHTS_FILE)
     model.provenance = Provenance(
         source="lewm",

@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # as typed (results.json)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

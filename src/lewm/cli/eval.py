@@ -46,6 +46,26 @@ def _add_solver_args(p: argparse.ArgumentParser) -> None:
         help="elites (cem, icem, mppi; default 30, or samples // 10 (at least 2) with --samples)",
     )
     _add_key_values(p, "--solver-set", "any other solver setting, e.g. --solver-set lr=0.05")
+    p.add_argument(
+        "--cost-step",
+        dest="cost_step",
+        type=int,
+        metavar="K",
+        help="rank candidates on the embedding predicted after K blocks (1..horizon; "
+        "default: the last, the reference)",
+    )
+    p.add_argument(
+        "--policy",
+        metavar="DIR",
+        help="a `lewm policy train` folder: its proposal is the plan (no search); the pairs, "
+        "seeds and scoring are the protocol's",
+    )
+    p.add_argument(
+        "--policy-init",
+        dest="policy_init",
+        action="store_true",
+        help="with --policy: the proposal is the solver's initial plan (CEM's initial mean)",
+    )
 
 
 def _add_protocol_args(p: argparse.ArgumentParser) -> None:
@@ -145,6 +165,23 @@ def _solver_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+def _command(args: argparse.Namespace) -> list[str]:
+    """The command line as typed (relative paths stay relative): ``args.argv`` when the
+    console script recorded it, else ``sys.argv`` when it is this ``eval`` call."""
+    import sys
+
+    argv = getattr(args, "argv", None)
+    if argv is None and sys.argv[1:2] == ["eval"]:
+        argv = sys.argv[1:]
+    if argv is None:  # called in-process with another argv: the parsed options
+        argv = ["eval"] + [
+            f"--{k.replace('_', '-')}={v}"
+            for k, v in sorted(vars(args).items())
+            if k not in ("func", "command") and v not in (None, False, [], "")
+        ]
+    return ["lewm", *map(str, argv)]
+
+
 def _headline(results: dict) -> str:
     """One human line; every ± is the sample std over seeds (ddof 1), and says so."""
     n = len(results["seeds"])
@@ -186,8 +223,11 @@ def run(args: argparse.Namespace) -> int:
         resize_frames=args.resize_frames,
         stats_from=args.stats_from,
         identity_normalizer=args.identity_normalizer,
+        cost_step=args.cost_step,
+        policy=args.policy,
+        policy_init=args.policy_init,
     )
-    results = evaluate(args.ckpt, args.env, args.data, args.out, config)
+    results = evaluate(args.ckpt, args.env, args.data, args.out, config, command=_command(args))
     print(_headline(results), file=sys.stderr, flush=True)
     keys = (
         "success_rate",
@@ -198,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
         "already_solved_fraction",
         "success_rate_excluding_solved",
         "plan_seconds_mean",
+        "decision_ms_mean",
         "held_out",
     )
     summary = {k: results[k] for k in keys}

@@ -12,6 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="paper", help="tiny | small | paper (default: paper)")
     p.add_argument("--profile", default="clean", help="clean | reference (default: clean)")
     p.add_argument(
+        "--objective",
+        default="lewm",
+        help="lewm | pldm | dinowm (default: lewm; dinowm: the paper's DINOv2 ViT-S/14 encoder)",
+    )
+    p.add_argument(
         "--ckpt", help="describe a checkpoint (run dir or the authors' folder) instead of a preset"
     )
     p.add_argument(
@@ -38,24 +43,26 @@ def run(args: argparse.Namespace) -> int:
         prov = model.provenance
         cfg_dict = dict(prov.meta) or {"model": _asdict(model.cfg)}
         preset_name, profile = cfg_dict.get("preset"), cfg_dict.get("profile")
+        loss = cfg_dict.get("loss") if isinstance(cfg_dict.get("loss"), dict) else {}
+        objective = loss.get("objective", "lewm")
         provenance = prov.to_dict()
     else:
         if args.action_dim <= 0:
             raise ConfigError("--action-dim must be positive")
-        cfg = apply_overrides(preset(args.preset, args.profile), args.overrides)
+        cfg = apply_overrides(preset(args.preset, args.profile, args.objective), args.overrides)
         cfg.model.action_dim = args.action_dim
         cfg.validate()
-        from lewm.model.world_model import LeWM
-
         with torch.device("meta"):  # shapes only: instant even at the paper size
-            model = LeWM(cfg.model)
+            model = _preset_model(cfg)
         cfg_dict, preset_name, profile = cfg.to_dict(), cfg.preset, cfg.profile
+        objective = cfg.loss.objective
         provenance = model.provenance.to_dict()
     counts = model.parameter_counts()
     buffers = sum(b.numel() for b in model.buffers())
     out = {
         "preset": preset_name,
         "profile": profile,
+        "objective": objective,
         "params": model.num_parameters(),
         "params_per_module": {k: v for k, v in counts.items() if k != "total"},
         "buffers": buffers,
@@ -66,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"preset {preset_name} / profile {profile}: {out['params']:,} trainable parameters")
+        print(
+            f"preset {preset_name} / profile {profile} / objective {objective}: "
+            f"{out['params']:,} trainable parameters"
+        )
         for k, v in out["params_per_module"].items():
             print(f"  {k:15s} {v:>12,}")
         print(f"  buffers         {buffers:>12,}")
@@ -74,6 +84,18 @@ def run(args: argparse.Namespace) -> int:
             known = {k: v for k, v in provenance.items() if v is not None}
             print("  provenance      " + ", ".join(f"{k}={v}" for k, v in known.items()))
     return 0
+
+
+def _preset_model(cfg):
+    """The world model of a preset's objective: LeWM, or DINO-WM around a ViT-S/14 DINOv2."""
+    if cfg.loss.objective == "dinowm":
+        from lewm.baselines.dinowm import DinoWM, paper_dinov2_config
+        from lewm.baselines.dinowm.encoder import dinov2_from_config
+
+        return DinoWM(cfg.model, dinov2_from_config(paper_dinov2_config()))
+    from lewm.model.world_model import LeWM
+
+    return LeWM(cfg.model)
 
 
 def _is_reference(path: str) -> bool:

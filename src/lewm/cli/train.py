@@ -1,4 +1,5 @@
-"""``lewm train``: train LeWM from pixels on a reference-layout HDF5 file.
+"""``lewm train``: train LeWM (or a baseline: ``--objective pldm|dinowm``) from pixels on a
+reference-layout HDF5 file (docs/training.md, docs/baselines.md).
 
 One process, or one per device under ``torchrun --nproc-per-node N -m lewm train ...``
 (docs/distributed.md): then rank 0 prints and writes, and the other ranks print nothing but
@@ -16,9 +17,9 @@ DEFAULT_PRESET, DEFAULT_PROFILE = "small", "clean"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train LeWM end-to-end from pixels",
-        description="Train LeWM on a dataset in the reference HDF5 layout and write a run "
-        "directory. Several processes: torchrun --nproc-per-node N -m lewm train ... "
+        help="train LeWM (or the PLDM / DINO-WM baseline) end-to-end from pixels",
+        description="Train LeWM (or a baseline: --objective pldm|dinowm, docs/baselines.md) on "
+        "a dataset in the reference HDF5 layout and write a run directory. Several processes: torchrun --nproc-per-node N -m lewm train ... "
         "(docs/distributed.md).",
     )
     p.add_argument("--data", required=True, help="training file (.h5, reference layout)")
@@ -38,6 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "new stop step, up to the run's train.schedule_steps (default: the run's own budget)",
     )
     p.add_argument("--seed", type=int, help="run seed (overrides train.seed)")
+    p.add_argument(
+        "--objective",
+        help="lewm | pldm | dinowm (default: lewm; a resume keeps the run's): LeWM, PLDM's "
+        "regularisers on the same model (loss.pldm.*), or DINO-WM (needs --encoder-weights); "
+        "docs/baselines.md",
+    )
+    p.add_argument(
+        "--encoder-weights",
+        metavar="PATH",
+        help="--objective dinowm: a local Hugging Face DINOv2 folder (config.json + weights, "
+        "e.g. facebook/dinov2-small); nothing is downloaded",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -69,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps <= 0:
         raise ConfigError("--steps must be positive")
-    cfg = preset(args.preset or DEFAULT_PRESET, args.profile or DEFAULT_PROFILE)
+    objective = check_objective(args)
+    cfg = preset(args.preset or DEFAULT_PRESET, args.profile or DEFAULT_PROFILE, objective)
     requested: dict[str, str] = {}
     if args.resume:
         # The run's saved config is used. Only what the user typed is compared with it: the
@@ -82,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.train.steps = args.steps
         if args.seed is not None:
             cfg.train.seed = args.seed
+        if args.encoder_weights is not None:
+            cfg.model.dinowm.encoder_weights = encoder_folder(args.encoder_weights)
     with _quiet_unless_rank_0():
         result = train(
             cfg,
@@ -108,12 +124,39 @@ def resume_requests(args: argparse.Namespace) -> dict[str, str]:
             out[key] = value
     if args.seed is not None:
         out["train.seed"] = str(args.seed)
+    if args.objective is not None:
+        out["loss.objective"] = args.objective
+    if args.encoder_weights is not None:
+        out["model.dinowm.encoder_weights"] = encoder_folder(args.encoder_weights)
     for item in args.overrides:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
         out[key.strip()] = raw.strip()
     return out
+
+
+def check_objective(args: argparse.Namespace) -> str:
+    """``--objective`` (default lewm), checked with ``--encoder-weights``."""
+    from lewm.config import OBJECTIVES
+    from lewm.errors import ConfigError
+
+    objective = args.objective or "lewm"
+    if objective not in OBJECTIVES:
+        raise ConfigError(
+            f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)} "
+            "(docs/baselines.md)"
+        )
+    if args.encoder_weights is not None and objective != "dinowm" and not args.resume:
+        raise ConfigError("--encoder-weights is the DINOv2 of --objective dinowm only")
+    return objective
+
+
+def encoder_folder(path: str) -> str:
+    """The ``--encoder-weights`` folder as recorded in the run: absolute."""
+    from pathlib import Path
+
+    return str(Path(path).expanduser().resolve())
 
 
 @contextlib.contextmanager

@@ -61,6 +61,13 @@ class EvalConfig:
     """Authors' checkpoints only: the HDF5 file whose actions give the normalisation statistics."""
     identity_normalizer: bool = False
     """Authors' checkpoints only: plan in raw action units (a model trained unnormalised)."""
+    cost_step: int | None = None
+    """Rank candidates on the embedding predicted after this many blocks (1..horizon);
+    None = the last (the reference)."""
+    policy: Path | None = None
+    """A ``lewm policy train`` folder: its proposal is the plan (no search)."""
+    policy_init: bool = False
+    """With ``policy``: the proposal is the solver's initial plan (CEM's initial mean)."""
 
     def __post_init__(self) -> None:
         _set = lambda name, value: object.__setattr__(self, name, value)  # frozen
@@ -78,6 +85,12 @@ class EvalConfig:
             _set(name, MappingProxyType(dict(value)))
         if self.stats_from is not None:
             _set("stats_from", Path(self.stats_from))
+        if self.policy is not None:
+            _set("policy", Path(self.policy))
+        elif self.policy_init:
+            raise ConfigError(
+                "--policy-init needs --policy DIR (the policy whose proposal starts CEM)"
+            )
         if self.stats_from is not None and self.identity_normalizer:
             raise ConfigError(
                 "give either --stats-from (the training file) or --identity-normalizer, not both"
@@ -99,6 +112,15 @@ class EvalConfig:
 
         return make_solver(self.solver, **dict(self.solver_settings))
 
+    def make_planner(self) -> Solver:
+        """What searches for plans: the solver, or nothing but the policy's proposal
+        (``InitialPlan``) with ``policy`` and without ``policy_init``."""
+        if self.policy is not None and not self.policy_init:
+            from lewm.planning.solvers import InitialPlan
+
+            return InitialPlan()
+        return self.make_solver()
+
     def mpc_config(self, seed: int) -> MPCConfig:
         """The MPC loop's settings for one evaluation seed."""
         from lewm.planning import MPCConfig
@@ -110,6 +132,7 @@ class EvalConfig:
             profile=self.profile,
             seed=seed,
             budget=self.budget,
+            cost_step=self.cost_step,
         )
 
 

@@ -16,7 +16,7 @@ from lewm.eval.scoring import over_seeds
 
 # Settings every part must share: results of different evaluations are not one evaluation.
 _SAME = ("env", "env_kwargs", "checkpoint", "checkpoint_step", "data", "profile", "solver",
-         "mpc", "episodes_per_seed", "model", "held_out")  # fmt: skip
+         "mpc", "episodes_per_seed", "model", "held_out", "weights_sha256", "policy", "files")  # fmt: skip
 
 
 def merge_seed_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -39,15 +39,20 @@ def merge_seed_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(v, (int, float)):
                 timing[k] = timing.get(k, 0.0) + v
     warnings = list(dict.fromkeys(w for p in parts for w in p.get("warnings", [])))
-    return {
+    plan_seconds = sum(p["plan_seconds_mean"] * p["solves"] for p in parts) / max(solves, 1)
+    merged = {
         **first,
         **over_seeds(per_seed, first["profile"]),
         "per_seed": per_seed,
-        "plan_seconds_mean": sum(p["plan_seconds_mean"] * p["solves"] for p in parts)
-        / max(solves, 1),
+        "plan_seconds_mean": plan_seconds,
         "solves": solves,
         "seeds": seeds,
         "timing": timing,
         "warnings": warnings,
         "episodes": [row for p in parts for row in p["episodes"]],
+        # one evaluate() call per seed: the commands are per part (None: a library call)
+        "command": [p.get("command") for p in parts],
     }
+    if "decision_ms_mean" in first:
+        merged["decision_ms_mean"] = 1000 * plan_seconds
+    return merged

@@ -13,6 +13,7 @@ reference planner does); otherwise ``lewm.load`` refuses unless
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ class EvalSetup:
     planner: Any  # a lewm.planning Solver
     source: EpisodeSource
     pairs: Mapping[int, list[EvalPair]]  # seed -> its pairs
+    proposer: Any = None  # lewm.policy.PolicyProposer with --policy, else None
+    policy_meta: Mapping[str, Any] | None = None  # the policy folder's policy.json
 
     @property
     def size(self) -> int:
@@ -77,6 +80,7 @@ class EvalSetup:
             config=self.config.mpc_config(seed),
             action_bounds=bounds,
             device=self.device,
+            proposer=self.proposer,
         )
 
 
@@ -93,8 +97,8 @@ def prepare(
     if cfg.videos and out is None:
         raise ConfigError("videos need an output directory (out)")
     if out is not None:  # results.json is written last: an unusable --out must fail first
-        check_output_dir(out, inputs=(ckpt, data, cfg.stats_from), what="--out")
-    planner = cfg.make_solver()
+        check_output_dir(out, inputs=(*_input_files(ckpt), data, cfg.stats_from), what="--out")
+    planner = cfg.make_planner()
     data_path, ckpt_path = Path(data), Path(ckpt)
     info = inspect_dataset(data_path)
     data_env = info.attrs.get("env")
@@ -120,11 +124,34 @@ def prepare(
         )
         for s in cfg.seeds
     }
+    proposer, policy_meta = load_proposer(cfg, ckpt_path, model, data_path, source, notes)
     setup = EvalSetup(
-        cfg, env, ckpt_path, data_path, info, model, prov, device, planner, source, pairs
-    )
+        cfg, env, ckpt_path, data_path, info, model, prov, device, planner, source, pairs,
+        proposer, policy_meta,
+    )  # fmt: skip
     setup.policy(cfg.seeds[0], None)  # horizon/budget/context checks, before any environment
     return setup
+
+
+def load_proposer(cfg: EvalConfig, ckpt: Path, model: Any, data: Path, source, notes: Notes):
+    """The ``--policy`` folder's proposer (checked against the world model) and its metadata."""
+    if cfg.policy is None:
+        return None, None
+    from lewm.eval.files import sha256_file
+    from lewm.planning.interface import model_device
+    from lewm.policy import PolicyProposer, load_policy
+
+    policy, meta = load_policy(cfg.policy, ckpt, model)
+    trained = meta.get("data", {})
+    if trained.get("sha256") == sha256_file(data):
+        left_out = set(trained.get("episodes_left_out", []))
+        evaluated = None if source.episodes is None else set(int(e) for e in source.episodes)
+        if evaluated is None or not evaluated <= left_out:
+            notes.warn(
+                f"the policy {cfg.policy} was trained on episodes of {data}, which this "
+                "evaluation draws its pairs from"
+            )
+    return PolicyProposer(policy.to(model_device(model))), meta
 
 
 def load_model(ckpt: Path, data: Path, cfg: EvalConfig, device):
@@ -198,3 +225,13 @@ def _note_deviations(cfg: EvalConfig, frameskip: int, planner: Any, notes: Notes
         notes.warn(
             f"{cfg.solver} runs {iters} iterations (the reference uses {REFERENCE_ITERATIONS}; P8)"
         )
+
+
+def _input_files(ckpt: str | os.PathLike) -> tuple[Path, ...]:
+    """The files a checkpoint consists of: a checkpoint folder may also hold its evaluation
+    (``checkpoints/ENV/results.json`` beside the weights it was computed from), so only the
+    files themselves must not be overwritten."""
+    path = Path(ckpt)
+    if not path.is_dir():
+        return (path,)
+    return tuple(p for p in path.iterdir() if p.is_file() and p.name != "results.json")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,7 @@ def evaluate(
     config: EvalConfig | None = None,
     *,
     log: Callable[[str], None] | None = None,
+    command: Sequence[str] | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Run the paper's evaluation protocol (spec §7) and return the results dictionary.
@@ -102,6 +103,8 @@ def evaluate(
         config: the settings; ``settings`` (any :class:`EvalConfig` field, e.g.
             ``episodes=2, seeds=(42,)``) build one or override ``config``'s fields.
         log: progress callback (one line per message); default: stderr.
+        command: the command line that asked for this evaluation (``lewm eval`` passes its
+            argv), recorded as results.json ``command``.
 
     Returns:
         The ``results.json`` dictionary (see ``docs/evaluation.md``).
@@ -119,7 +122,7 @@ def evaluate(
             run_seed(setup, envs, seed, cfg.videos if k == 0 else 0, out, timing, notes)
             for k, seed in enumerate(cfg.seeds)
         ]
-    results = build_results(setup, seeds, envs, timing, notes)
+    results = build_results(setup, seeds, envs, timing, notes, command)
     if out is not None:
         write_results(out, results)
     return results

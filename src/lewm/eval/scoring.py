@@ -179,8 +179,51 @@ def build_results(
     envs: EnvSet,
     timing: Timing,
     notes: Notes,
+    command: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The ``results.json`` dictionary (keys documented in ``docs/evaluation.md``)."""
+    """The ``results.json`` dictionary (keys documented in ``docs/evaluation.md``), with no
+    absolute path of this machine in it (:func:`lewm.eval.files.scrub`)."""
+    from lewm.eval.files import checkpoint_files, file_hashes, portable_path, scrub
+
+    cfg = setup.config
+    ckpt_files = checkpoint_files(setup.ckpt)
+    files = file_hashes([*ckpt_files, setup.data, cfg.stats_from])
+    weights = [portable_path(p) for p in ckpt_files if p.suffix in (".safetensors", ".pt")]
+    results = {
+        **_results_body(setup, seeds, envs, timing, notes),
+        "checkpoint": portable_path(setup.ckpt),
+        "data": portable_path(setup.data),
+        "command": None if command is None else [str(a) for a in command],
+        "files": files,
+        # what `lewm report` matches an evaluation to its run by, wherever it is run from
+        "weights_sha256": files[weights[0]] if weights else None,
+        "policy": _policy_entry(setup),
+    }
+    train_file = setup.provenance.data.get("path")
+    return scrub(results, (setup.ckpt, setup.data, cfg.stats_from, cfg.policy, train_file))
+
+
+def _policy_entry(setup: EvalSetup) -> dict[str, Any] | None:
+    """What the --policy folder was, or None."""
+    cfg = setup.config
+    if cfg.policy is None:
+        return None
+    from lewm.eval.files import file_hashes, portable_path
+    from lewm.policy.folder import META_FILE, WEIGHTS_FILE
+
+    meta = setup.policy_meta or {}
+    return {
+        "path": portable_path(cfg.policy),
+        "mode": "policy-init" if cfg.policy_init else "policy",
+        "files": file_hashes([cfg.policy / META_FILE, cfg.policy / WEIGHTS_FILE]),
+        "config": meta.get("config"),
+        "trained_on": meta.get("data", {}).get("path"),
+    }
+
+
+def _results_body(
+    setup: EvalSetup, seeds: Sequence[SeedResult], envs: EnvSet, timing: Timing, notes: Notes
+) -> dict[str, Any]:
     import lewm
 
     cfg = setup.config
@@ -192,10 +235,10 @@ def build_results(
         **over_seeds(per_seed, cfg.profile),
         "per_seed": per_seed,
         "plan_seconds_mean": sum(s.plan_seconds for s in seeds) / max(solves, 1),
+        "decision_ms_mean": 1000.0 * sum(s.plan_seconds for s in seeds) / max(solves, 1),
         "solves": solves,
         "env": setup.env,
         "env_kwargs": envs.kwargs,
-        "checkpoint": str(setup.ckpt.resolve()),
         "checkpoint_step": prov.step,
         "preset": prov.preset,
         "action_stats": prov.action_stats,
@@ -204,15 +247,15 @@ def build_results(
             "frameskip": model.frameskip,
             "action_dim": model.action_dim,
             "history_size": model.history_size,
+            "objective": prov.config.loss.objective if prov.config is not None else "lewm",
         },
-        "data": str(setup.data.resolve()),
         "profile": cfg.profile,
         "held_out": setup.source.held_out,
         "held_out_note": setup.source.note,
         "seeds": list(cfg.seeds),
         "episodes_per_seed": cfg.episodes,
         "solver": setup.planner.settings(),
-        "mpc": _mpc_settings(cfg, model.frameskip),
+        "mpc": _mpc_settings(cfg, model.frameskip, setup.planner),
         "render_consistency": render_check,
         "resize_frames": bool(cfg.resize_frames and setup.info.image_size != (size, size)),
         "device": str(setup.device),
@@ -223,7 +266,9 @@ def build_results(
     }
 
 
-def _mpc_settings(cfg: EvalConfig, frameskip: int) -> dict[str, Any]:
+def _mpc_settings(cfg: EvalConfig, frameskip: int, planner: Any) -> dict[str, Any]:
+    from lewm.planning.bounds import clamp_mode
+
     mpc = cfg.mpc_config(cfg.seeds[0])
     return {
         "horizon": cfg.horizon,
@@ -234,6 +279,8 @@ def _mpc_settings(cfg: EvalConfig, frameskip: int) -> dict[str, Any]:
         "goal_offset": cfg.goal_offset,
         "warm_start": mpc.warm_start,
         "cost_steps": mpc.cost_steps,
+        "cost_step": mpc.cost_step,
+        "clamp": clamp_mode(mpc.profile, mpc.clamp_to_bounds, planner),
     }
 
 

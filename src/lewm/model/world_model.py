@@ -16,6 +16,7 @@ from lewm.config import ModelConfig
 from lewm.data.normalize import ActionNormalizer
 from lewm.model.action_encoder import ActionEncoder
 from lewm.model.encoder import ViTEncoder
+from lewm.model.fast_rollout import fast_rollout, rollout_schedule
 from lewm.model.predictor import Predictor
 from lewm.model.projector import MLP
 from lewm.model.provenance import Provenance
@@ -123,29 +124,41 @@ class LeWM(nn.Module):
         Returns:
             (B, H+Hp, D): the context followed by the Hp predicted embeddings.
 
+        In eval mode this is :func:`lewm.model.fast_rollout.fast_rollout` (the planner's
+        path: the reference's plans, faster; see that module for what is saved and why
+        it is exact). In train mode (dropout active) :meth:`rollout_cached` runs instead.
+        """
+        self._check_rollout(context_emb, candidates, action_history)
+        if not self.training:
+            return fast_rollout(self, context_emb, candidates, action_history)
+        return self.rollout_cached(context_emb, candidates, action_history)
+
+    def rollout_cached(
+        self,
+        context_emb: torch.Tensor,
+        candidates: torch.Tensor,
+        action_history: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`rollout` through ``Predictor.forward_cached`` (any mode, dropout included).
+
         The action encoder and the per-layer modulations run once for the whole
         sequence; while the window is still growing, earlier tokens' keys and
         values are reused (exact under the causal mask). Once the window slides,
         positions are relabelled from 0 (as in the reference) and it is recomputed.
         """
-        self._check_rollout(context_emb, candidates, action_history)
         h, hp, w = context_emb.shape[1], candidates.shape[1], self.history_size
         blocks = (
             candidates if h == 1 else torch.cat([action_history.to(candidates), candidates], dim=1)
         )
         mods = self.predictor.modulations(self.encode_actions(blocks))  # depth x (B, H-1+Hp, 6D)
         tokens = list(context_emb.unbind(1))  # each (B, D)
-        cache, cache_lo, n_cached = None, -1, 0
-        for t in range(hp):
-            n = h + t
-            lo = max(0, n - w)
-            if cache is not None and lo == cache_lo:  # window still growing: only new tokens
-                new = slice(n_cached, n)
-            else:
-                new, cache = slice(lo, n), None
-            z_new = torch.stack(tokens[new], dim=1)  # (B, m, D)
+        cache = None
+        for first, n, lo in rollout_schedule(h, hp, w):
+            if first == lo:
+                cache = None
+            z_new = torch.stack(tokens[first:n], dim=1)  # (B, m, D)
+            new = slice(first, n)
             out, cache = self.predictor.forward_cached(z_new, [m[:, new] for m in mods], cache)
-            cache_lo, n_cached = lo, n
             tokens.append(self.pred_proj(out[:, -1]))  # (B, D)
         return torch.stack(tokens, dim=1)  # (B, H+Hp, D)
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from lewm.errors import ConfigError
+from lewm.planning.bounds import clamp_mode, solver_bounds
 from lewm.planning.interface import (
     ActionNormalizer,
     PlanningError,
@@ -35,11 +36,13 @@ from lewm.planning.interface import (
     check_planning_model,
     model_device,
 )
-from lewm.planning.objective import GoalCost
+from lewm.planning.objective import GoalCost, PlanningContext, check_cost_step
 from lewm.planning.solvers.base import Solver
 from lewm.planning.solvers.rng import make_generator
 
 Preprocess = Callable[[np.ndarray], Any]  # uint8 (..., h, w, 3) -> float (..., 3, h, w)
+# a solve's initial plan from its context: (context, horizon Hp) -> (n, Hp, fA) normalised
+Proposer = Callable[[PlanningContext, int], Tensor]
 PROFILES = ("clean", "reference")
 
 
@@ -67,6 +70,9 @@ class MPCConfig:
     reference's clamp to the raw bounds)."""
     cost_steps: Literal["last", "all"] = "last"
     """Score the last predicted embedding (reference) or every predicted step."""
+    cost_step: int | None = None
+    """Rank candidates on the embedding predicted after this many blocks (1..horizon);
+    None = the last (the reference)."""
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -84,6 +90,7 @@ class MPCConfig:
             raise ConfigError(f"unknown profile {self.profile!r}; choose one of {PROFILES}")
         if self.budget is not None and self.budget < 1:
             raise ConfigError(f"mpc budget must be >= 1 step, got {self.budget}")
+        check_cost_step(self.cost_step, self.horizon)
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,10 @@ class MPCPolicy:
         action_normalizer: ``normalize`` / ``denormalize`` on (..., A); None = identity.
         action_bounds: raw (low, high), each broadcastable to (A,), e.g. the env's Box.
         device: where the cost runs (default: the model's parameters' device).
+        proposer: ``(context, Hp) -> (n, Hp, fA)``: the initial plan of every solve (an
+            amortised policy's proposal, :mod:`lewm.policy`), replacing the warm start.
+            With :class:`~lewm.planning.solvers.InitialPlan` as the solver, the proposal
+            is the plan.
     """
 
     def __init__(
@@ -134,6 +145,7 @@ class MPCPolicy:
         action_normalizer: ActionNormalizer | None = None,
         action_bounds: tuple[Any, Any] | None = None,
         device: torch.device | str | None = None,
+        proposer: Proposer | None = None,
     ) -> None:
         check_planning_model(model)
         self.config = config = config if config is not None else MPCConfig()
@@ -160,9 +172,17 @@ class MPCPolicy:
                 f"context_frames={config.context_frames} exceeds the model's predictor window "
                 f"history_size={model.history_size}; frames beyond the window are never seen"
             )
-        self.objective = objective if objective is not None else GoalCost(model, config.cost_steps)
+        if objective is None:
+            objective = GoalCost(model, config.cost_steps, config.cost_step)
+        self.objective = objective
+        self.proposer = proposer
         self.device = torch.device(device) if device is not None else model_device(model)
-        self.bounds = self._solver_bounds(action_bounds)
+        self.clamp_mode = "none"
+        if action_bounds is not None:
+            self.clamp_mode = clamp_mode(config.profile, config.clamp_to_bounds, solver)
+        self.bounds = solver_bounds(
+            action_bounds, self.clamp_mode, self.action_dim, self.frameskip, self._normalize
+        )
         self.records: list[SolveRecord] = []
         self.reset(0)
 
@@ -266,17 +286,13 @@ class MPCPolicy:
         if cfg.context_frames > 1:
             history = torch.from_numpy(np.stack([self._history_blocks(i) for i in rows]))
             history = history.to(self.device)  # (k, H-1, fA)
-        init = np.zeros((k, hp, fa), np.float32)
-        for j, i in enumerate(rows):
-            if self._tail[i] is not None:
-                init[j, : len(self._tail[i])] = self._tail[i]
         context = self.objective.prepare(pixels, goal_pixels, history)
         result = self.solver.solve(
             self.objective.cost_fn(context, differentiable=self.solver.needs_grad),
             k,
             hp,
             fa,
-            init=torch.from_numpy(init).to(self.device),
+            init=self._initial_plan(rows, context),
             generators=generators,
             bounds=self.bounds,
             device=self.device,
@@ -309,6 +325,23 @@ class MPCPolicy:
         for i in rows:
             self.solve_counts[i] += 1
 
+    def _initial_plan(self, rows: list[int], context: PlanningContext) -> Tensor:
+        """(k, Hp, fA): the proposer's plan, else the warm-start tails padded with zeros."""
+        hp, fa = self.config.horizon, self.block_width
+        if self.proposer is not None:
+            with torch.no_grad():
+                plan = self.proposer(context, hp)
+            if tuple(plan.shape) != (len(rows), hp, fa):
+                raise PlanningError(
+                    f"proposer returned {tuple(plan.shape)}, expected {(len(rows), hp, fa)}"
+                )
+            return plan.detach().to(self.device, torch.float32)
+        init = np.zeros((len(rows), hp, fa), np.float32)
+        for j, i in enumerate(rows):
+            if self._tail[i] is not None:
+                init[j, : len(self._tail[i])] = self._tail[i]
+        return torch.from_numpy(init).to(self.device)
+
     def _context_frames(self, i: int) -> np.ndarray:
         """(H, h, w, 3): the last H boundary frames, front-padded with the first frame."""
         frames = list(self._frames[i])
@@ -336,27 +369,6 @@ class MPCPolicy:
         if self.normalizer is None:
             return raw.astype(np.float32, copy=True)
         return np.asarray(self.normalizer.normalize(raw), dtype=np.float32)
-
-    def _solver_bounds(self, action_bounds: tuple[Any, Any] | None) -> tuple[Tensor, Tensor] | None:
-        """Per-block bounds (fA,) for the solver, or None (spec §12 P4)."""
-        if action_bounds is None:
-            return None
-        a = self.action_dim
-        lo = np.broadcast_to(np.asarray(action_bounds[0], np.float32), (a,))
-        hi = np.broadcast_to(np.asarray(action_bounds[1], np.float32), (a,))
-        clamp = self.config.clamp_to_bounds
-        if clamp is None and self.config.profile == "reference":
-            if not self.solver.reference_clamps_raw_bounds:
-                return None
-            # the reference's unit error: normalised samples clamped to the raw Box
-        elif clamp is None or clamp:
-            lo, hi = self._normalize(lo), self._normalize(hi)  # (lo - mu) / sigma
-        else:
-            return None
-        if np.any(lo > hi):
-            raise ConfigError(f"action bounds map to an empty box: low {lo} > high {hi}")
-        tile = (self.frameskip,)
-        return torch.from_numpy(np.tile(lo, tile)), torch.from_numpy(np.tile(hi, tile))
 
 
 def _from_model(model: Any, name: str, value: Any) -> Any:

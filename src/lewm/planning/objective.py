@@ -5,8 +5,15 @@ history) and the goal image once and returns an explicit, immutable cache
 (:class:`PlanningContext`). Per solver iteration, :meth:`GoalCost.__call__`
 rolls out all n*S candidates in one flattened ``rollout`` call and scores them:
 
-    cost = sum_d (z_hat[H+Hp-1, d] - z_goal[d])**2          (default, ``steps="last"``)
-    cost = sum_{t=H..H+Hp-1} sum_d (z_hat[t, d] - z_goal[d])**2   (``steps="all"``)
+    cost = sum_d (z_hat[H+K-1, d] - z_goal[d])**2          (default, ``steps="last"``)
+    cost = sum_{t=H..H+K-1} sum_d (z_hat[t, d] - z_goal[d])**2   (``steps="all"``)
+
+K is the horizon Hp by default (the reference: the last predicted embedding); with
+``cost_step=K < Hp`` candidates are ranked on the embedding predicted after K blocks,
+and the rollout stops there (later blocks cannot change the cost). An embedding may
+have any trailing shape (LeWM: (D,); DINO-WM: (N, 384) patch tokens): ``d`` runs over
+all of it. A model may declare ``cost_reduction = "mean"`` to average over ``d``
+instead of summing (default ``"sum"``, the reference's).
 """
 
 from __future__ import annotations
@@ -22,14 +29,34 @@ from lewm.errors import ConfigError
 from lewm.planning.interface import PlanningError, PlanningModel, check_planning_model
 from lewm.planning.solvers.base import CostFn
 
+REDUCTIONS = ("sum", "mean")
+
+
+def check_cost_step(cost_step: int | None, horizon: int | None = None) -> None:
+    """``cost_step`` is None or an int in 1..horizon (the horizon when known)."""
+    if cost_step is None:
+        return
+    top = "Hp" if horizon is None else horizon
+    if (
+        isinstance(cost_step, bool)
+        or not isinstance(cost_step, int)
+        or cost_step < 1
+        or (horizon is not None and cost_step > horizon)
+    ):
+        raise ConfigError(
+            f"cost_step must be an integer in 1..{top} (the predicted block whose embedding "
+            f"is compared with the goal; default: the last), got {cost_step!r}"
+        )
+
 
 @dataclass(frozen=True)
 class PlanningContext:
     """The per-solve cache: everything the cost needs that does not depend on the candidates.
 
     Attributes:
-        context_emb: (n, H, D) detached embeddings of the context frames (last = current).
-        goal_emb: (n, D) detached goal embeddings.
+        context_emb: (n, H, D) detached embeddings of the context frames (last = current);
+            (n, H, *emb) for models with multi-dimensional embeddings.
+        goal_emb: (n, D) detached goal embeddings (any trailing shape: (n, *emb)).
         action_history: (n, H-1, fA) executed normalised blocks, or None (H == 1).
     """
 
@@ -53,19 +80,37 @@ class GoalCost:
 
     Args:
         model: anything with ``history_size``, ``encode`` and ``rollout``. An
-            ``nn.Module`` is put in eval mode (planning never uses train mode).
-        steps: ``"last"`` scores only the last predicted embedding (the reference,
-            default); ``"all"`` sums the squared errors of every predicted step.
+            ``nn.Module`` is put in eval mode (planning never uses train mode). An
+            optional attribute ``cost_reduction`` ("sum" or "mean") says how the
+            squared error is reduced over the embedding's elements (default "sum").
+        steps: ``"last"`` scores only the last scored embedding (the reference,
+            default); ``"all"`` sums the squared errors of every predicted step up to it.
+        cost_step: K, rank candidates on the embedding predicted after K blocks
+            (1 <= K <= Hp); None = Hp, the last (the reference).
     """
 
-    def __init__(self, model: PlanningModel, steps: Literal["last", "all"] = "last") -> None:
+    def __init__(
+        self,
+        model: PlanningModel,
+        steps: Literal["last", "all"] = "last",
+        cost_step: int | None = None,
+    ) -> None:
         check_planning_model(model)
         if steps not in ("last", "all"):
             raise ConfigError(f"cost steps must be 'last' or 'all', got {steps!r}")
+        check_cost_step(cost_step)
+        reduction = getattr(model, "cost_reduction", "sum")
+        if reduction not in REDUCTIONS:
+            raise ConfigError(
+                f"{type(model).__name__}.cost_reduction must be one of {REDUCTIONS}, got "
+                f"{reduction!r}"
+            )
         if isinstance(model, torch.nn.Module):
             model.eval()
         self.model = model
         self.steps = steps
+        self.cost_step = cost_step
+        self.reduction = reduction
 
     def prepare(
         self, pixels: Tensor, goal_pixels: Tensor, action_history: Tensor | None = None
@@ -101,7 +146,11 @@ class GoalCost:
         with torch.no_grad():
             context_emb = self.model.encode(pixels).detach()  # (n, H, D)
             goal_emb = self.model.encode(goal_pixels).detach()[:, 0]  # (n, D)
-        if context_emb.shape[:2] != (n, h) or goal_emb.shape[0] != n:
+        if (
+            context_emb.shape[:2] != (n, h)
+            or goal_emb.shape[0] != n
+            or goal_emb.shape[1:] != context_emb.shape[2:]
+        ):
             raise PlanningError(
                 f"model.encode returned {tuple(context_emb.shape)} for pixels "
                 f"{tuple(pixels.shape)}; expected (n, T, D)"
@@ -116,9 +165,11 @@ class GoalCost:
         n, s, hp, fa = candidates.shape
         if n != context.n_envs:
             raise PlanningError(f"{n} candidate rows for a context of {context.n_envs} envs")
-        _, h, d = context.context_emb.shape
+        check_cost_step(self.cost_step, hp)
+        k = hp if self.cost_step is None else self.cost_step  # blocks rolled out and scored
+        h, emb = context.context_emb.shape[1], tuple(context.context_emb.shape[2:])
         # One flattened rollout for every candidate of every environment.
-        ctx = context.context_emb[:, None].expand(n, s, h, d).reshape(n * s, h, d)
+        ctx = context.context_emb[:, None].expand(n, s, h, *emb).reshape(n * s, h, *emb)
         hist = context.action_history
         if hist is not None:
             if hist.shape[-1] != fa:
@@ -127,18 +178,17 @@ class GoalCost:
                 )
             hist = hist.to(candidates.device)[:, None].expand(n, s, h - 1, fa)
             hist = hist.reshape(n * s, h - 1, fa)
-        traj = self.model.rollout(ctx, candidates.reshape(n * s, hp, fa), hist)
-        if traj.shape != (n * s, h + hp, d):
+        traj = self.model.rollout(ctx, candidates[:, :, :k].reshape(n * s, k, fa), hist)
+        if traj.shape != (n * s, h + k, *emb):
             raise PlanningError(
-                f"model.rollout returned {tuple(traj.shape)}, expected (n*S, H+Hp, D)="
-                f"{(n * s, h + hp, d)}"
+                f"model.rollout returned {tuple(traj.shape)}, expected (n*S, H+Hp, *emb)="
+                f"{(n * s, h + k, *emb)}"
             )
-        goal = context.goal_emb[:, None, None]  # (n, 1, 1, D)
-        if self.steps == "last":
-            pred = traj[:, -1:].reshape(n, s, 1, d)
-        else:
-            pred = traj[:, h:].reshape(n, s, hp, d)
-        cost = (pred - goal).pow(2).sum(dim=(-1, -2))  # (n, S)
+        goal = context.goal_emb.reshape(n, 1, 1, -1)  # (n, 1, 1, E)
+        scored = traj[:, -1:] if self.steps == "last" else traj[:, h:]  # (n*S, k', *emb)
+        err = (scored.reshape(n, s, scored.shape[1], -1) - goal).pow(2)  # (n, S, k', E)
+        per_step = err.sum(dim=-1) if self.reduction == "sum" else err.mean(dim=-1)
+        cost = per_step.sum(dim=-1)  # (n, S)
         _check_finite(cost, "planning cost")
         return cost
 

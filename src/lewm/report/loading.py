@@ -126,11 +126,12 @@ def parameter_count(config: dict[str, Any]) -> int | None:
         import torch
 
         from lewm.checkpoint import config_from_metadata
-        from lewm.model.world_model import LeWM
+        from lewm.checkpoint.ours import model_from_metadata
 
         cfg = config_from_metadata(config)
         with torch.device("meta"):  # shapes only: no memory, instant at any size
-            return int(LeWM(cfg.model).num_parameters())
+            model = model_from_metadata(config, cfg, None, Path("config.json"))  # the objective's
+            return sum(p.numel() for p in model.parameters() if p.requires_grad)
     except Exception:  # noqa: BLE001 - a config we cannot build still gets a report
         return None
 

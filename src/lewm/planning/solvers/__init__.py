@@ -18,6 +18,7 @@ from lewm.planning.solvers.base import CostFn, Problem, SampleSolver, Solver, So
 from lewm.planning.solvers.cem import CEM
 from lewm.planning.solvers.gradient import GradientSolver
 from lewm.planning.solvers.icem import ICEM
+from lewm.planning.solvers.initial import InitialPlan
 from lewm.planning.solvers.mppi import MPPI
 from lewm.planning.solvers.rng import derive_seed, make_generator
 from lewm.planning.solvers.topk import default_topk
@@ -47,6 +48,7 @@ __all__ = [
     "SOLVERS",
     "CostFn",
     "GradientSolver",
+    "InitialPlan",
     "Problem",
     "SampleSolver",
     "SolveResult",

@@ -1,0 +1,101 @@
+"""Success versus planning compute for one checkpoint (issue 14): writes study.json and a PNG.
+
+One ``lewm.eval.protocol.evaluate`` output folder per setting under ``--out`` (the paper's
+protocol, the same pairs and seeds for every setting); a setting whose ``results.json``
+exists is skipped, so a killed study continues where it stopped. Settings
+(``lewm.eval.study.study_settings``): CEM 300x30 (the reference), 300x10, 150x15, 100x10,
+50x10; iCEM and MPPI at 300x30, 150x15, 100x10; CEM 300x30 and 300x10 ranked on an
+earlier predicted step (``--earlier-steps``, default 4 of 5).
+
+    python benchmarks/compute_study.py --ckpt runs/tworoom --env tworoom \\
+        --data tworoom_eval.h5 --out studies/tworoom
+    python benchmarks/compute_study.py ... --quick      # a tiny grid, 1 seed, 2 pairs (tests)
+
+``study.json``: per setting the pooled success and its Wilson 95 % interval, the mean and
+std over seeds, predictor token passes per decision, seconds per solve; and the cheapest
+setting whose success is within the interval of CEM 300x30 (``cheapest_within_ci``).
+``success_vs_compute.png``: success against token passes per decision, one curve per solver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--env", required=True)
+    p.add_argument("--data", required=True, help="the evaluation HDF5 file")
+    p.add_argument("--out", required=True, help="study folder (one subfolder per setting)")
+    p.add_argument("--seeds", default="42,43,44")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--earlier-steps", default="4", help="comma-separated ranking steps (4)")
+    p.add_argument("--profile", default="clean", choices=("clean", "reference"))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--only", default="", help="comma-separated setting names to run")
+    p.add_argument("--quick", action="store_true", help="tiny grid, 1 seed, 2 pairs")
+    return p.parse_args(argv)
+
+
+def run_setting(args, setting, out: Path, command: list[str]) -> dict:
+    """The setting's results.json: read when it exists, else evaluated and written."""
+    from lewm.eval.config import EvalConfig
+    from lewm.eval.protocol import evaluate
+
+    path = out / setting.name / "results.json"
+    if path.is_file():
+        print(f"{setting.name}: done before, skipped", file=sys.stderr)
+        return json.loads(path.read_text())
+    seeds = (42,) if args.quick else tuple(int(s) for s in args.seeds.split(","))
+    config = EvalConfig(
+        episodes=2 if args.quick else args.episodes,
+        seeds=seeds,
+        solver=setting.solver,
+        solver_settings=setting.solver_settings(),
+        cost_step=setting.cost_step,
+        profile=args.profile,
+        device=args.device,
+    )
+    print(f"{setting.name}: evaluating", file=sys.stderr, flush=True)
+    return evaluate(args.ckpt, args.env, args.data, out / setting.name, config, command=command)
+
+
+def main(argv=None) -> int:
+    from lewm.checkpoint import atomic_write_bytes
+    from lewm.eval.files import portable_path
+    from lewm.eval.study import cheapest_match, plot_study, study_settings, summarise
+
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = [int(k) for k in args.earlier_steps.split(",") if k.strip()]
+    settings = study_settings(steps, quick=args.quick)
+    if args.only:
+        keep = {n.strip() for n in args.only.split(",")}
+        settings = [s for s in settings if s.name in keep or s is settings[0]]
+    command = ["python", "benchmarks/compute_study.py", *(sys.argv[1:] if argv is None else argv)]
+    rows = [summarise(s, run_setting(args, s, out, command)) for s in settings]
+    reference = settings[0].name
+    study = {
+        "env": args.env,
+        "checkpoint": portable_path(args.ckpt),
+        "data": portable_path(args.data),
+        "command": command,
+        "reference": reference,
+        "cheapest_within_ci": cheapest_match(rows, reference),
+        "rule": "fewest token passes per decision whose pooled success >= the lower end of "
+        f"{reference}'s Wilson 95 % interval",
+        "settings": rows,
+    }
+    atomic_write_bytes(out / "study.json", (json.dumps(study, indent=2) + "\n").encode())
+    plot_study(rows, out / "success_vs_compute.png", f"{args.env}: success vs planning compute")
+    print(json.dumps({k: study[k] for k in ("reference", "cheapest_within_ci")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

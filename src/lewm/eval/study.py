@@ -1,0 +1,166 @@
+"""Success versus planning compute: settings, per-setting summaries, the cheapest match.
+
+``benchmarks/compute_study.py`` runs one :func:`lewm.eval.protocol.evaluate` per
+:class:`Setting` (3 seeds by default) and summarises each ``results.json`` here:
+
+- success: the profile's headline rate (``headline_metric``), mean and sample std over
+  seeds, and the **Wilson 95 % interval of the pooled episodes** (all seeds together);
+- compute: predictor token passes per decision = samples x iterations x the tokens one
+  candidate's rollout sends through the predictor (:func:`lewm.model.flops.token_passes`,
+  9 for the paper's H = 1, Hp = 5, W = 3; fewer when ranking on an earlier step), and the
+  measured seconds per solve.
+
+The cheapest setting "within the interval of 300x30" is the one with the fewest token
+passes whose pooled success is at least the lower end of the reference's interval
+(doing better than the reference counts as matching it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One planner configuration of the study."""
+
+    solver: str
+    samples: int
+    iterations: int
+    cost_step: int | None = None
+
+    @property
+    def name(self) -> str:
+        step = "" if self.cost_step is None else f"_step{self.cost_step}"
+        return f"{self.solver}_{self.samples}x{self.iterations}{step}"
+
+    @property
+    def curve(self) -> str:
+        """The plot's curve: the solver, and the ranking step when it is not the last."""
+        return self.solver if self.cost_step is None else f"{self.solver} (step {self.cost_step})"
+
+    def solver_settings(self) -> dict[str, int]:
+        from lewm.planning.solvers import default_topk
+
+        return {
+            "samples": self.samples,
+            "iterations": self.iterations,
+            "topk": max(default_topk(self.samples), 5 if self.solver == "icem" else 0),
+        }
+
+
+def study_settings(earlier_steps: Sequence[int] = (4,), quick: bool = False) -> list[Setting]:
+    """The issue's grid: CEM 300x30 (the reference, first), 300x10, 150x15, 100x10, 50x10;
+    iCEM and MPPI at 300x30, 150x15, 100x10 (matched budgets); CEM 300x30 and 150x15 ranked
+    on each earlier step. ``quick``: a tiny grid of the same shape, for tests."""
+    if quick:
+        cem = [(16, 2), (8, 2)]
+        matched = [(16, 2)]
+    else:
+        cem = [(300, 30), (300, 10), (150, 15), (100, 10), (50, 10)]
+        matched = [(300, 30), (150, 15), (100, 10)]
+    grid = [Setting("cem", s, i) for s, i in cem]
+    grid += [Setting(name, s, i) for name in ("icem", "mppi") for s, i in matched]
+    grid += [Setting("cem", s, i, k) for k in earlier_steps for s, i in cem[:2]]
+    return grid
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion, in percent."""
+    if n <= 0:
+        return (0.0, 100.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (100 * max(0.0, centre - half), 100 * min(1.0, centre + half))
+
+
+def summarise(setting: Setting, results: Mapping[str, Any]) -> dict[str, Any]:
+    """One setting's row of ``study.json`` from its ``results.json``."""
+    from lewm.eval.scoring import sample_std
+    from lewm.model.flops import token_passes
+
+    metric = results.get("headline_metric", "success_rate")
+    episodes = results["episodes"]
+    if metric == "success_rate_excluding_solved":
+        episodes = [e for e in episodes if not e["already_solved"]]
+    wins = sum(bool(e["success"]) for e in episodes)
+    mpc, window = results["mpc"], results["model"]["history_size"]
+    steps = mpc["horizon"] if setting.cost_step is None else setting.cost_step
+    per_candidate = token_passes(mpc["context"], steps, window)
+    return {
+        **asdict(setting),
+        "name": setting.name,
+        "curve": setting.curve,
+        "metric": metric,
+        "success_mean": results[metric],
+        "success_std": sample_std(
+            [s[metric] for s in results["per_seed"] if s[metric] is not None]
+        ),
+        "successes": wins,
+        "episodes": len(episodes),
+        "pooled_success": 100.0 * wins / len(episodes) if episodes else None,
+        "wilson95": list(wilson_interval(wins, len(episodes))),
+        "token_passes_per_decision": setting.samples * setting.iterations * per_candidate,
+        "seconds_per_solve": results["plan_seconds_mean"],
+        "results": f"{setting.name}/results.json",
+    }
+
+
+def cheapest_match(rows: Sequence[Mapping[str, Any]], reference: str) -> str | None:
+    """The name of the setting with the fewest token passes whose pooled success is at least
+    the lower end of ``reference``'s Wilson interval (module docstring)."""
+    ref = next((r for r in rows if r["name"] == reference), None)
+    if ref is None:
+        return None
+    low = ref["wilson95"][0]
+    ok = [r for r in rows if r["pooled_success"] is not None and r["pooled_success"] >= low]
+    if not ok:
+        return None
+    return min(ok, key=lambda r: (r["token_passes_per_decision"], r["seconds_per_solve"]))["name"]
+
+
+def plot_study(rows: Sequence[Mapping[str, Any]], path, title: str) -> None:
+    """PNG of pooled success (Wilson 95 % bars) against token passes per decision, log x,
+    one curve per solver (and per ranking step), each curve offset by 2 % along x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for k, curve in enumerate(dict.fromkeys(r["curve"] for r in rows)):
+        pts = sorted(
+            (r for r in rows if r["curve"] == curve), key=lambda r: r["token_passes_per_decision"]
+        )
+        # matched budgets share an x: curves are offset by 2 % each so none hides another
+        x = [r["token_passes_per_decision"] * 1.02**k for r in pts]
+        y = [r["pooled_success"] for r in pts]
+        err = [
+            [yi - r["wilson95"][0] for yi, r in zip(y, pts, strict=True)],
+            [r["wilson95"][1] - yi for yi, r in zip(y, pts, strict=True)],
+        ]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=curve)
+        for xi, yi, r in zip(x, y, pts, strict=True):
+            ax.annotate(
+                f"{r['samples']}x{r['iterations']}",
+                (xi, yi),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("predictor token passes per decision")
+    ax.set_ylabel("success (%), Wilson 95 % of pooled episodes")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
