@@ -1,0 +1,61 @@
+"""The checkpoints shipped in ``checkpoints/`` (issue 10): they load, match their config and their
+committed evaluation, and plan.
+
+``SHIPPED`` lists what the repository ships; a folder missing or extra fails, so the table in
+``RESULTS.md`` and this list cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import lewm
+from lewm.planning import GoalCost, make_generator, make_solver
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ROOT / "checkpoints"
+# name -> (environment, preset, image size, trainable parameters)
+SHIPPED = {"tworoom": ("tworoom", "small", 64, 5_918_126)}
+
+
+def test_the_shipped_folders_are_the_listed_ones():
+    assert sorted(p.name for p in CHECKPOINTS.iterdir() if p.is_dir()) == sorted(SHIPPED)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_shipped_checkpoint_loads_and_plans_one_step(name):
+    env, preset, size, params = SHIPPED[name]
+    folder = CHECKPOINTS / name
+    assert (folder / "model.safetensors").stat().st_size <= 15e6
+    model = lewm.load(folder)
+    cfg = model.provenance.config
+    assert (cfg.preset, cfg.model.encoder.image_size, model.provenance.env) == (preset, size, env)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == params
+    g = torch.Generator().manual_seed(0)
+    frame, goal = (torch.randn(1, 1, 3, size, size, generator=g) for _ in range(2))
+    cost = GoalCost(model)
+    ctx = cost.prepare(frame, goal)
+    fa = model.cfg.action_input_dim
+    res = make_solver("cem", samples=16, iterations=2, topk=4).solve(
+        cost.cost_fn(ctx), 1, 5, fa, generators=[make_generator(0, 0, 0)]
+    )
+    assert res.plan.shape == (1, 5, fa) and torch.isfinite(res.plan).all()
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_the_committed_evaluation_is_of_these_weights_and_portable(name):
+    folder = CHECKPOINTS / name
+    text = (folder / "results.json").read_text()
+    res = json.loads(text)
+    assert res["held_out"] is True and res["seeds"] == [42, 43, 44]
+    assert res["episodes_per_seed"] == 50 and len(res["episodes"]) == 150
+    assert res["command"][:3] == ["lewm", "eval", "--ckpt"] or "eval" in res["command"]
+    weights = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    assert weights in res["files"].values()
+    for machine_path in ("/work/", "/tmp/", "/root/", "/home/"):
+        assert machine_path not in text
