@@ -80,3 +80,20 @@ def test_the_same_collection_gives_the_same_bytes(tmp_path):
         path = collect("tworoom", "expert", 3, 16, 1, tmp_path / name, progress=False)
         digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
     assert len(digests) == 1
+
+
+def test_collect_env_set_reaches_the_environment_and_is_recorded(tmp_path, capsys):
+    from lewm.cli import main
+
+    out = tmp_path / "green.h5"
+    argv = ["collect", "--env", "tworoom", "--episodes", "1", "--image-size", "16", "--out",
+            str(out), "--no-progress", "--env-set", "agent_color=[0,255,0]"]  # fmt: skip
+    assert main(argv) == 0
+    _, meta = _columns(out)
+    assert meta["env_kwargs"]["agent_color"] == [0, 255, 0]
+    plain = collect("tworoom", "expert", 1, 16, 0, tmp_path / "plain.h5", progress=False)
+    assert not np.array_equal(_columns(out)[0]["pixels"], _columns(plain)[0]["pixels"])
+    bad = tmp_path / "bad.h5"
+    assert main(["collect", "--env", "tworoom", "--episodes", "1", "--out", str(bad),
+                 "--no-progress", "--env-set", "bogus=1"]) == 2  # fmt: skip
+    assert "bogus" in capsys.readouterr().err and not bad.exists()

@@ -85,12 +85,24 @@ def build_table(checkpoints: str | Path = "checkpoints") -> str:
             f"{r['solved']} | {r['excl']} | {r['held_out']} | {r['solver']} | {r['data']} | "
             f"{r['minutes']} | {r['plan']} |"
         )
-    lines.append("")
-    lines.append("Commands that wrote each row's `results.json` (run from the repository root):")
-    lines.append("")
+    lines += ["", "Commands that wrote each row's `results.json` (run from the repository root), "
+              "after the command that makes its held-out evaluation file (the recipe's seed + 1; "
+              "the same bytes on every run, sha256 in `results.json`):", ""]  # fmt: skip
     for r in rows:
-        lines.append(f"- `{r['name']}`: `{r['command']}`")
+        lines.append(f"- `{r['name']}`: `{eval_file_command(r['env'])}` then `{r['command']}`")
     return "\n".join(lines) + "\n"
+
+
+def eval_file_command(env: str) -> str:
+    """The ``lewm collect`` call that writes ``data/ENV_eval.h5`` as the recipe of ``env`` does."""
+    from lewm.recipes import recipe
+
+    cfg = recipe(env) if env in ENV_ORDER else None
+    if cfg is None:
+        return "(no recipe)"
+    sets = "".join(f" --env-set {k}={json.dumps(v)}" for k, v in cfg.env_kwargs.items())
+    return (f"lewm collect --env {env} --policy {cfg.policy} --episodes {cfg.eval_episodes} "
+            f"--image-size {cfg.image_size} --seed {cfg.seed + 1}{sets} --out data/{env}_eval.h5")  # fmt: skip
 
 
 def write_results_md(checkpoints: str | Path = "checkpoints") -> str:

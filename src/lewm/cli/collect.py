@@ -47,12 +47,21 @@ def register(subparsers) -> None:
     p.add_argument(
         "--goal-pixels", action="store_true", help="also store the goal image as column 'goal'"
     )
+    p.add_argument(
+        "--env-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment constructor keyword, e.g. --env-set render_size=64 (repeatable; "
+        "evaluate with the same settings)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from lewm.cli.eval import _settings
     from lewm.envs import ENVS
     from lewm.envs.collect import collect
     from lewm.errors import ConfigError
@@ -71,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         args.workers,
         max_steps=args.max_steps,
+        env_kwargs=_settings(args.env_set, "--env-set"),
         compression=args.compression,
         goal_pixels=args.goal_pixels,
         overwrite=args.overwrite,
