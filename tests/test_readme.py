@@ -19,7 +19,8 @@ LEWM = shutil.which("lewm", path=str(Path(sys.executable).parent)) or "lewm"
 # (pattern, replacement): full-size arguments -> seconds-sized ones.
 SHRINK = [
     (r"--episodes 2000\b", "--episodes 12"),
-    (r"--episodes 200\b", "--episodes 6"),
+    (r"--episodes 200\b", "--episodes 10"),  # the probe's 80/10/10 episode split needs 10
+    (r"--pairs 50\b", "--pairs 2"),
     (r"--image-size 64\b", "--image-size 32"),
     (r"--workers 2\b", "--workers 1"),
     (r"--preset small\b", "--preset tiny"),
@@ -29,7 +30,12 @@ SHRINK = [
     (r"(lewm bench plan) --preset paper\b", r"\1 --preset tiny --samples 8 --iters 1 --repeats 1"),
 ]
 # Appended to a subcommand so it finishes in seconds (its full-size settings stay in the README).
-EXTRA = {"eval": ["--episodes", "2", "--samples", "8", "--iters", "1", "--budget", "25"]}
+EXTRA = {
+    "eval": ["--episodes", "2", "--samples", "8", "--iters", "1", "--budget", "25"],
+    "probe": ["--no-mlp", "--split-seeds", "0"],
+    "surprise": ["--frames", "8"],
+    "policy": ["--steps", "20"],
+}
 
 
 def readme_commands() -> list[str]:
