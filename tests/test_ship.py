@@ -44,6 +44,16 @@ def test_shipped_folder_loads_and_predicts_like_the_run_to_half_precision(tiny_r
     assert size < 0.6 * (tiny_run / "model.safetensors").stat().st_size
 
 
+def test_a_shipped_baseline_says_its_objective(tmp_path, synthetic_h5):
+    run = tmp_path / "pldm"
+    code = main(["train", "--objective", "pldm", "--data", str(synthetic_h5), "--out", str(run),
+                 "--preset", "tiny", "--steps", "2", "--no-progress", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    info = json.loads((ship_run(run, tmp_path / "ship") / "training.json").read_text())
+    assert info["objective"] == "pldm"
+    assert lewm.load(tmp_path / "ship").provenance.config.loss.objective == "pldm"
+
+
 def test_shipping_something_that_is_not_a_run_is_one_error(tmp_path):
     with pytest.raises(CheckpointError, match="config.json"):
         ship_run(tmp_path, tmp_path / "out")

@@ -20,7 +20,10 @@ from lewm.planning import GoalCost, make_generator, make_solver
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "checkpoints"
 # name -> (environment, preset, image size, trainable parameters)
-SHIPPED = {"tworoom": ("tworoom", "small", 64, 5_918_126)}
+SHIPPED = {
+    "tworoom": ("tworoom", "small", 64, 5_918_126),
+    "tworoom-pldm": ("tworoom", "small", 64, 5_918_126),  # the PLDM baseline, same recipe
+}
 
 
 def test_the_shipped_folders_are_the_listed_ones():

@@ -46,7 +46,7 @@ def _row(folder: Path) -> dict:
     return {
         "name": folder.name,
         "env": res["env"],
-        "objective": info.get("objective", "lewm"),
+        "objective": res.get("model", {}).get("objective") or info.get("objective", "lewm"),
         "success": f"{res['success_rate']:.1f} ± {std:.1f}" if std is not None
         else f"{res['success_rate']:.1f}",
         "ci": f"{lo:.1f}–{hi:.1f}",
@@ -116,7 +116,10 @@ def write_results_md(checkpoints: str | Path = "checkpoints") -> str:
         "another seed, goal 25 steps ahead, budget 50 steps, success if the environment's "
         "test fires at any step; evaluation seeds 42, 43, 44 with 50 pairs each. The random "
         "floor runs uniform actions on the same pairs. Paper columns: spec §11.1 (224×224, "
-        "pairs from the training file). Details and what was tried: `docs/results.md`.\n",
+        "pairs from the training file). Training minutes and planning seconds are the wall-clock "
+        "times each run recorded on this project's 2-core machine, which other jobs may have "
+        "shared: upper bounds (idle-machine timings are in the README). Details and what was "
+        "tried: `docs/results.md`.\n",
         build_table(checkpoints),
     ]
     if missing:

@@ -85,7 +85,7 @@ def training_info(run: Path) -> dict:
         "steps": cfg.get("step"),
         "train_seconds": seconds,
         "preset": cfg.get("preset"),
-        "objective": cfg.get("objective", "lewm"),
+        "objective": cfg.get("loss", {}).get("objective", "lewm"),
         "train_data": {k: data.get(k) for k in ("n_episodes", "n_rows", "image_size", "env")},
         "git_commit": cfg.get("git_commit"),
     }
