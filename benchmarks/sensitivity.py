@@ -72,7 +72,9 @@ def main() -> None:
               f"{t['x2']:.1f} | {t['max_drop']:.1f} |" for t in table]  # fmt: skip
     out = Path(args.out)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
-    (out / "sensitivity.json").write_text(json.dumps({"settings": settings, "rows": table}, indent=2))
+    (out / "sensitivity.json").write_text(
+        json.dumps({"settings": settings, "rows": table}, indent=2)
+    )
     (out / "sensitivity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
