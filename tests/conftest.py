@@ -22,3 +22,16 @@ def tiny_cfg():
     cfg = preset("tiny")
     cfg.model.action_dim = 2
     return cfg
+
+
+@pytest.fixture(autouse=True)
+def _signal_dispositions_do_not_leak():
+    """A test that ignores or replaces SIGINT/SIGTERM in this process must not pass that on to the
+    subprocesses of later tests (an ignored SIGINT is inherited: the child never sees Ctrl-C)."""
+    import signal
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in before.items():
+        if signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
