@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lewm.errors import ConfigError
+from lewm.eval.files import portable_path
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print) -> dict[str, 
         run_dir = spec.out / run_name(spec.param, value)
         action = train_one(spec, value, run_dir, log)
         res = evaluate_one(spec, run_dir, log)
-        row = {"value": _number(value), "run_dir": str(run_dir), "training": action,
+        row = {"value": _number(value), "run_dir": portable_path(run_dir), "training": action,
                "steps": train_state(run_dir)[1]}  # fmt: skip
         for key in ("success_rate", "success_rate_std", "random_success_rate", "std_kind", "seeds"):
             row[key] = res.get(key)
@@ -191,8 +192,8 @@ def _summary(spec: SweepSpec, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "param": spec.param,
         "values": [r["value"] for r in rows],
         "env": spec.env,
-        "data": str(spec.data),
-        "eval_data": str(spec.eval_data),
+        "data": portable_path(spec.data),
+        "eval_data": portable_path(spec.eval_data),
         "preset": spec.preset,
         "steps": spec.steps,
         "overrides": list(spec.overrides),
