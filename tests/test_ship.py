@@ -98,3 +98,24 @@ def test_table_has_one_row_per_checkpoint_with_pooled_interval_and_command(tmp_p
                  "--out", str(tmp_path / "R.md")]) == 0  # fmt: skip
     text = (tmp_path / "R.md").read_text()
     assert "pusht, reacher" in text  # the environments without a row are named
+
+
+def test_a_policy_subfolder_is_its_own_row_with_the_world_models_training_facts(tmp_path):
+    (tmp_path / "tworoom" / "policy").mkdir(parents=True)
+    (tmp_path / "tworoom" / "results.json").write_text(json.dumps(_results("tworoom", [True])))
+    (tmp_path / "tworoom" / "training.json").write_text(
+        json.dumps({"train_seconds": 1200, "train_data": {"n_episodes": 7, "n_rows": 70}})
+    )
+    res = _results("tworoom", [True] * 147 + [False] * 3)
+    res["plan_seconds_mean"] = 0.004247
+    res["checkpoint"] = "checkpoints/tworoom"
+    res["policy"] = {"mode": "policy", "path": "checkpoints/tworoom/policy",
+                     "trained_on": "data/tworoom_train.h5", "config": {"steps": 2000, "seed": 0}}  # fmt: skip
+    (tmp_path / "tworoom" / "policy" / "results.json").write_text(json.dumps(res))
+    table = build_table(tmp_path)
+    row = next(line for line in table.splitlines() if "`checkpoints/tworoom/policy`" in line)
+    assert "lewm + policy" in row and "policy, no search, budget 50" in row
+    assert "94.3–99.3 (147/150)" in row and "7 ep / 70 rows | 20 | 0.00425 |" in row
+    assert ("`lewm policy train --ckpt checkpoints/tworoom --data data/tworoom_train.h5 "
+            "--steps 2000 --seed 0 --out checkpoints/tworoom/policy`") in table  # fmt: skip
+    assert "--seed 0 --out data/tworoom_train.h5" in table  # the data the policy learnt from

@@ -62,3 +62,17 @@ def test_the_committed_evaluation_is_of_these_weights_and_portable(name):
     assert weights in res["files"].values()
     for machine_path in ("/work/", "/tmp/", "/root/", "/home/"):
         assert machine_path not in text
+
+
+@pytest.mark.parametrize("sub,mode", [("policy", "policy"), ("policy-cem", "policy-init")])
+def test_the_shipped_policy_evaluations_are_of_these_files(sub, mode):
+    """``checkpoints/tworoom/{policy,policy-cem}``: the amortised policy's rows in RESULTS.md."""
+    res = json.loads((CHECKPOINTS / "tworoom" / sub / "results.json").read_text())
+    assert res["held_out"] is True and len(res["episodes"]) == 150
+    assert res["policy"]["mode"] == mode
+    policy = CHECKPOINTS / "tworoom" / "policy"
+    for name in ("policy.json", "policy.safetensors"):
+        digest = hashlib.sha256((policy / name).read_bytes()).hexdigest()
+        assert res["policy"]["files"][f"checkpoints/tworoom/policy/{name}"] == digest
+    weights = hashlib.sha256((CHECKPOINTS / "tworoom" / "model.safetensors").read_bytes())
+    assert res["weights_sha256"] == weights.hexdigest()

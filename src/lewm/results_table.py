@@ -32,9 +32,14 @@ def wilson_interval(successes: int, n: int) -> tuple[float, float]:
     return (100 * float(ci.low), 100 * float(ci.high))
 
 
-def _row(folder: Path) -> dict:
+def _row(folder: Path, root: Path) -> dict:
+    """One table row from ``folder/results.json``: a world model's folder, or its ``policy/``
+    subfolder (an amortised policy on that frozen world model, whose training facts are the
+    world model's)."""
     res = json.loads((folder / "results.json").read_text())
-    info_path = folder / "training.json"
+    policy = res.get("policy")
+    model_folder = folder.parent if policy else folder
+    info_path = model_folder / "training.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     eps = res["episodes"]
     k = sum(bool(e["success"]) for e in eps)
@@ -43,10 +48,13 @@ def _row(folder: Path) -> dict:
     std = res["success_rate_std"]
     data = info.get("train_data", {})
     minutes = info.get("train_seconds")
+    objective = res.get("model", {}).get("objective") or info.get("objective", "lewm")
+    if policy:
+        objective += " + policy" if policy["mode"] == "policy" else " + policy-initialised CEM"
     return {
-        "name": folder.name,
+        "name": folder.relative_to(root).as_posix(),
         "env": res["env"],
-        "objective": res.get("model", {}).get("objective") or info.get("objective", "lewm"),
+        "objective": objective,
         "success": f"{res['success_rate']:.1f} ± {std:.1f}" if std is not None
         else f"{res['success_rate']:.1f}",
         "ci": f"{lo:.1f}–{hi:.1f}",
@@ -56,25 +64,53 @@ def _row(folder: Path) -> dict:
         "excl": "n/a" if res["success_rate_excluding_solved"] is None
         else f"{res['success_rate_excluding_solved']:.1f}",
         "held_out": "yes" if res["held_out"] else "**no**",
-        "solver": f"{solver['solver']} {solver.get('samples')}×{solver.get('iterations')}, "
-        f"budget {res['mpc']['budget']}",
+        "solver": _solver_label(solver, policy) + f", budget {res['mpc']['budget']}",
         "data": f"{data.get('n_episodes')} ep / {data.get('n_rows')} rows",
         "minutes": "n/a" if minutes is None else f"{minutes / 60:.0f}",
-        "plan": f"{res['plan_seconds_mean']:.2f}",
+        "plan": f"{res['plan_seconds_mean']:.3g}",
         "seeds": ",".join(str(s) for s in res["seeds"]),
         "command": " ".join(res.get("command", ["(not recorded)"])),
+        "policy_command": _policy_command(res) if policy else None,
     }  # fmt: skip
+
+
+_POLICY_FLAGS = ("blocks", "max_ahead", "hidden", "depth", "steps", "batch_size", "lr",
+                 "max_frames", "val_fraction", "seed")  # fmt: skip
+
+
+def _policy_command(res: dict) -> str:
+    """The ``lewm policy train`` call that made the evaluated policy, from what it recorded."""
+    pol = res["policy"]
+    flags = "".join(f" --{k.replace('_', '-')} {pol['config'][k]}" for k in _POLICY_FLAGS
+                    if k in pol["config"])  # fmt: skip
+    return (
+        f"lewm policy train --ckpt {res['checkpoint']} --data {pol['trained_on']}"
+        f"{flags} --out {pol['path']}"
+    )
+
+
+def _solver_label(solver: dict, policy: dict | None) -> str:
+    if policy and policy["mode"] == "policy":
+        return "policy, no search"
+    return f"{solver['solver']} {solver.get('samples')}×{solver.get('iterations')}"
+
+
+def _evaluated(root: Path) -> list[Path]:
+    """Folders with a results.json: shipped checkpoints, and their subfolders holding the
+    evaluation of a policy on that checkpoint (``policy/``, ``policy-cem/``)."""
+    policies = [p for p in root.glob("*/*/results.json") if "policy" in json.loads(p.read_text())]
+    return sorted(p.parent for p in [*root.glob("*/results.json"), *policies])
 
 
 def build_table(checkpoints: str | Path = "checkpoints") -> str:
     """The Markdown table (and its footnotes) for every evaluated folder under ``checkpoints``."""
-    folders = sorted(p.parent for p in Path(checkpoints).glob("*/results.json"))
-    rows = sorted((_row(f) for f in folders), key=lambda r: (ENV_ORDER.index(r["env"])
-                  if r["env"] in ENV_ORDER else 99, r["objective"]))  # fmt: skip
+    root = Path(checkpoints)
+    rows = sorted((_row(f, root) for f in _evaluated(root)), key=lambda r: (ENV_ORDER.index(
+                  r["env"]) if r["env"] in ENV_ORDER else 99, r["objective"]))  # fmt: skip
     head = ("| environment | model | paper LeWM | paper PLDM | paper DINO-WM | ours: success % "
             "(mean ± sample std over seeds) | 95 % CI (Wilson, pooled) | random floor % | "
             "already solved % | success excl. solved % | held-out pairs | solver, budget | "
-            "training data | training min | planning s / env-solve |")  # fmt: skip
+            "training data | training min | planning s / decision |")  # fmt: skip
     lines = [head, "|" + "---|" * 15]
     for r in rows:
         paper = PAPER.get(r["env"], {})
@@ -89,29 +125,48 @@ def build_table(checkpoints: str | Path = "checkpoints") -> str:
               "after the command that makes its held-out evaluation file (the recipe's seed + 1; "
               "the same bytes on every run, sha256 in `results.json`):", ""]  # fmt: skip
     for r in rows:
-        lines.append(f"- `{r['name']}`: `{eval_file_command(r['env'])}` then `{r['command']}`")
+        train = f"`{train_file_command(r['env'])}`, `{r['policy_command']}`, " if r[
+            "policy_command"] else ""  # fmt: skip
+        lines.append(f"- `{r['name']}`: {train}`{eval_file_command(r['env'])}` then "
+                     f"`{r['command']}`")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
 def eval_file_command(env: str) -> str:
     """The ``lewm collect`` call that writes ``data/ENV_eval.h5`` as the recipe of ``env`` does."""
-    from lewm.recipes import recipe
+    return _collect_command(env, "eval")
 
-    cfg = recipe(env) if env in ENV_ORDER else None
-    if cfg is None:
+
+def train_file_command(env: str) -> str:
+    """The ``lewm collect`` call that writes ``data/ENV_train.h5`` as the demo of ``env`` does
+    (the shipped TwoRoom model's data: ``lewm demo``'s recipe)."""
+    return _collect_command(env, "train")
+
+
+def _collect_command(env: str, split: str) -> str:
+    from lewm.recipes import DEMO, recipe
+
+    if env not in ENV_ORDER:
         return "(no recipe)"
+    cfg = DEMO if env == DEMO.env else recipe(env)
+    episodes, seed = ((cfg.eval_episodes, cfg.seed + 1) if split == "eval"
+                      else (cfg.train_episodes, cfg.seed))  # fmt: skip
     sets = "".join(f" --env-set {k}={json.dumps(v)}" for k, v in cfg.env_kwargs.items())
-    return (f"lewm collect --env {env} --policy {cfg.policy} --episodes {cfg.eval_episodes} "
-            f"--image-size {cfg.image_size} --seed {cfg.seed + 1}{sets} --out data/{env}_eval.h5")  # fmt: skip
+    return (f"lewm collect --env {env} --policy {cfg.policy} --episodes {episodes} "
+            f"--image-size {cfg.image_size} --seed {seed}{sets} --out data/{env}_{split}.h5")  # fmt: skip
 
 
 def write_results_md(checkpoints: str | Path = "checkpoints") -> str:
     """The whole ``RESULTS.md``: what the table shows, the table, what is missing."""
-    done = {json.loads(p.read_text())["env"] for p in Path(checkpoints).glob("*/results.json")}
+    done = {
+        json.loads((f / "results.json").read_text())["env"] for f in _evaluated(Path(checkpoints))
+    }
     missing = [e for e in ENV_ORDER if e not in done]
     parts = [
         "# Results: LeWM trained and evaluated on this project's CPU\n",
-        "Written by `lewm results table` from `checkpoints/*/results.json`; do not edit by hand.",
+        "Written by `lewm results table` from `checkpoints/*/results.json` (and "
+        "`checkpoints/*/*/results.json` of a policy: an amortised policy on that frozen world "
+        "model, alone or as CEM's initial mean); do not edit by hand.",
         "Protocol (spec §7): start/goal pairs drawn from a **held-out** file collected with "
         "another seed, goal 25 steps ahead, budget 50 steps, success if the environment's "
         "test fires at any step; evaluation seeds 42, 43, 44 with 50 pairs each. The random "
