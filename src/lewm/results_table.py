@@ -71,6 +71,7 @@ def _row(folder: Path, root: Path) -> dict:
         "seeds": ",".join(str(s) for s in res["seeds"]),
         "command": " ".join(res.get("command", ["(not recorded)"])),
         "policy_command": _policy_command(res) if policy else None,
+        "episodes": data.get("n_episodes"),
     }  # fmt: skip
 
 
@@ -125,8 +126,8 @@ def build_table(checkpoints: str | Path = "checkpoints") -> str:
               "after the command that makes its held-out evaluation file (the recipe's seed + 1; "
               "the same bytes on every run, sha256 in `results.json`):", ""]  # fmt: skip
     for r in rows:
-        train = f"`{train_file_command(r['env'])}`, `{r['policy_command']}`, " if r[
-            "policy_command"] else ""  # fmt: skip
+        train = f"`{train_file_command(r['env'], r['episodes'])}`, `{r['policy_command']}`, " \
+            if r["policy_command"] else ""  # fmt: skip
         lines.append(f"- `{r['name']}`: {train}`{eval_file_command(r['env'])}` then "
                      f"`{r['command']}`")  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -137,20 +138,20 @@ def eval_file_command(env: str) -> str:
     return _collect_command(env, "eval")
 
 
-def train_file_command(env: str) -> str:
-    """The ``lewm collect`` call that writes ``data/ENV_train.h5`` as the demo of ``env`` does
-    (the shipped TwoRoom model's data: ``lewm demo``'s recipe)."""
-    return _collect_command(env, "train")
+def train_file_command(env: str, episodes: int) -> str:
+    """The ``lewm collect`` call that writes ``data/ENV_train.h5`` with the recipe's policy,
+    rendering and seed and the ``episodes`` the model was trained on (its training.json)."""
+    return _collect_command(env, "train", episodes)
 
 
-def _collect_command(env: str, split: str) -> str:
-    from lewm.recipes import DEMO, recipe
+def _collect_command(env: str, split: str, episodes: int | None = None) -> str:
+    from lewm.recipes import recipe
 
     if env not in ENV_ORDER:
         return "(no recipe)"
-    cfg = DEMO if env == DEMO.env else recipe(env)
+    cfg = recipe(env)
     episodes, seed = ((cfg.eval_episodes, cfg.seed + 1) if split == "eval"
-                      else (cfg.train_episodes, cfg.seed))  # fmt: skip
+                      else (episodes, cfg.seed))  # fmt: skip
     sets = "".join(f" --env-set {k}={json.dumps(v)}" for k, v in cfg.env_kwargs.items())
     return (f"lewm collect --env {env} --policy {cfg.policy} --episodes {episodes} "
             f"--image-size {cfg.image_size} --seed {seed}{sets} --out data/{env}_{split}.h5")  # fmt: skip
