@@ -8,19 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from lewm.eval.study import Setting, cheapest_match, study_settings, wilson_interval
+from lewm.eval.study import Setting, cheapest_match, study_settings
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "compute_study.py"
-
-
-def test_wilson_interval_known_values():
-    lo, hi = wilson_interval(43, 50)  # 86 %
-    assert lo == pytest.approx(73.8, abs=0.1) and hi == pytest.approx(93.0, abs=0.1)
-    assert wilson_interval(0, 50)[0] == pytest.approx(0.0, abs=1e-9)
-    assert wilson_interval(50, 50)[1] == pytest.approx(100.0)
-    assert wilson_interval(0, 50)[1] == pytest.approx(7.13, abs=0.01)
 
 
 def test_the_grid_of_the_issue():

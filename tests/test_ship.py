@@ -11,7 +11,8 @@ import torch
 import lewm
 from lewm.cli import main
 from lewm.errors import CheckpointError
-from lewm.results_table import build_table, wilson_interval
+from lewm.eval.scoring import wilson_percent
+from lewm.results_table import build_table
 from lewm.ship import ship_run
 
 
@@ -60,12 +61,17 @@ def test_shipping_something_that_is_not_a_run_is_one_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_wilson_interval_matches_hand_values():
-    lo, hi = wilson_interval(143, 150)
+def test_wilson_percent_matches_hand_values_and_scipy():
+    from scipy.stats import binomtest
+
+    lo, hi = wilson_percent(143, 150)
     assert lo == pytest.approx(90.68, abs=0.01) and hi == pytest.approx(97.72, abs=0.01)
-    lo, hi = wilson_interval(0, 50)
+    lo, hi = wilson_percent(0, 50)
     assert lo == pytest.approx(0.0, abs=1e-9) and hi == pytest.approx(7.13, abs=0.01)
-    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+    for k, n in [(0, 1), (1, 1), (3, 7), (43, 50), (50, 50), (137, 150)]:
+        ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+        assert wilson_percent(k, n) == pytest.approx((100 * ci.low, 100 * ci.high), abs=1e-9)
+    assert all(math.isnan(v) for v in wilson_percent(0, 0))
 
 
 def _results(env: str, successes: list[bool]) -> dict:

@@ -8,10 +8,11 @@ number in the table is computed here from those files; nothing is typed in by ha
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-__all__ = ["PAPER", "build_table", "wilson_interval"]
+from lewm.eval.scoring import wilson_percent
+
+__all__ = ["PAPER", "build_table"]
 
 PAPER = {  # spec §11.1: success rate (%), budget 50, goal 25 steps ahead, training-file pairs
     "tworoom": {"lewm": 87, "pldm": 97, "dinowm": 100},
@@ -20,16 +21,6 @@ PAPER = {  # spec §11.1: success rate (%), budget 50, goal 25 steps ahead, trai
     "cube": {"lewm": 74, "pldm": 65, "dinowm": 86},
 }
 ENV_ORDER = ("tworoom", "pusht", "reacher", "cube")
-
-
-def wilson_interval(successes: int, n: int) -> tuple[float, float]:
-    """95 % Wilson score interval of a binomial proportion, in percent (SciPy's)."""
-    if n == 0:
-        return (math.nan, math.nan)
-    from scipy.stats import binomtest
-
-    ci = binomtest(successes, n).proportion_ci(0.95, method="wilson")
-    return (100 * float(ci.low), 100 * float(ci.high))
 
 
 def _row(folder: Path, root: Path) -> dict:
@@ -43,7 +34,7 @@ def _row(folder: Path, root: Path) -> dict:
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     eps = res["episodes"]
     k = sum(bool(e["success"]) for e in eps)
-    lo, hi = wilson_interval(k, len(eps))
+    lo, hi = wilson_percent(k, len(eps))
     solver = res["solver"]
     std = res["success_rate_std"]
     data = info.get("train_data", {})

@@ -10,6 +10,7 @@ the **sample** standard deviation (ddof 1), which is ``null`` for a single seed.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from lewm.eval.restore import EnvSet
     from lewm.eval.runs import RunOutcome
 
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 STD_KIND = "sample std over seeds (ddof=1); null for a single seed"
 RENDER_DIFF_WARN = 5.0  # mean |dataset frame - render| (grey levels, 0..255) above which we warn
 
@@ -80,6 +82,27 @@ def finite_or_none(x: float) -> float | None:
 def sample_std(values: Sequence[float]) -> float | None:
     """Sample standard deviation (ddof 1); None when there is only one value."""
     return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval of ``successes`` in ``n`` trials, as fractions 0..1 (None if n = 0).
+
+    centre = (p + z²/2n) / (1 + z²/n),  half = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n).
+    The one interval every table, study and report of the project prints.
+    """
+    if n <= 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def wilson_percent(successes: int, n: int) -> tuple[float, float]:
+    """:func:`wilson_interval` at 95 % in percent; (nan, nan) for no trials."""
+    ci = wilson_interval(successes, n)
+    return (math.nan, math.nan) if ci is None else (100 * ci[0], 100 * ci[1])
 
 
 def seed_summary(

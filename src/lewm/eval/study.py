@@ -17,12 +17,11 @@ passes whose pooled success is at least the lower end of the reference's interva
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+from lewm.eval.scoring import sample_std, wilson_percent
 
 
 @dataclass(frozen=True)
@@ -70,20 +69,8 @@ def study_settings(earlier_steps: Sequence[int] = (4,), quick: bool = False) -> 
     return grid
 
 
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion, in percent."""
-    if n <= 0:
-        return (0.0, 100.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (100 * max(0.0, centre - half), 100 * min(1.0, centre + half))
-
-
 def summarise(setting: Setting, results: Mapping[str, Any]) -> dict[str, Any]:
     """One setting's row of ``study.json`` from its ``results.json``."""
-    from lewm.eval.scoring import sample_std
     from lewm.model.flops import token_passes
 
     metric = results.get("headline_metric", "success_rate")
@@ -106,7 +93,7 @@ def summarise(setting: Setting, results: Mapping[str, Any]) -> dict[str, Any]:
         "successes": wins,
         "episodes": len(episodes),
         "pooled_success": 100.0 * wins / len(episodes) if episodes else None,
-        "wilson95": list(wilson_interval(wins, len(episodes))),
+        "wilson95": list(wilson_percent(wins, len(episodes))),
         "token_passes_per_decision": setting.samples * setting.iterations * per_candidate,
         "seconds_per_solve": results["plan_seconds_mean"],
         "results": f"{setting.name}/results.json",

@@ -10,31 +10,16 @@ and kept out of the run's table and comparison.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lewm.eval.scoring import wilson_interval
 from lewm.report.loading import RunData, read_json_object
 
-Z_95 = 1.959963984540054  # two-sided 95 % normal quantile
 SHA_KEYS = ("checkpoint_sha256", "weights_sha256", "model_sha256")
 GIF_NAME = re.compile(r"seed(?P<seed>-?\d+)_pair(?P<pair>\d+)_ep(?P<ep>\d+)_(?P<outcome>\w+)\.gif$")
-
-
-def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
-    """Wilson score interval for ``k`` successes in ``n`` trials (fractions 0..1; None if n = 0).
-
-    centre = (p + z²/2n) / (1 + z²/n),  half = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n).
-    """
-    if n <= 0:
-        return None
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
