@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lewm.cli.policy import train_flags
 from lewm.eval.scoring import wilson_percent
 
 __all__ = ["PAPER", "build_table"]
@@ -66,18 +67,12 @@ def _row(folder: Path, root: Path) -> dict:
     }  # fmt: skip
 
 
-_POLICY_FLAGS = ("blocks", "max_ahead", "hidden", "depth", "steps", "batch_size", "lr",
-                 "max_frames", "val_fraction", "seed")  # fmt: skip
-
-
 def _policy_command(res: dict) -> str:
     """The ``lewm policy train`` call that made the evaluated policy, from what it recorded."""
     pol = res["policy"]
-    flags = "".join(f" --{k.replace('_', '-')} {pol['config'][k]}" for k in _POLICY_FLAGS
-                    if k in pol["config"])  # fmt: skip
     return (
         f"lewm policy train --ckpt {res['checkpoint']} --data {pol['trained_on']}"
-        f"{flags} --out {pol['path']}"
+        f"{train_flags(pol['config'])} --out {pol['path']}"
     )
 
 

@@ -20,6 +20,11 @@ _OPTIONS = (
 )
 
 
+def train_flags(config: dict) -> str:
+    """The ``lewm policy train`` flags that reproduce a recorded ``PolicyTrainConfig``."""
+    return "".join(f" {flag} {config[dest]}" for flag, dest, *_ in _OPTIONS if dest in config)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "policy",
