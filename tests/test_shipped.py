@@ -23,6 +23,7 @@ CHECKPOINTS = ROOT / "checkpoints"
 SHIPPED = {
     "tworoom": ("tworoom", "small", 64, 5_918_126),
     "tworoom-pldm": ("tworoom", "small", 64, 5_918_126),  # the PLDM baseline, same recipe
+    "reacher": ("reacher", "small", 64, 5_918_126),
 }
 
 
@@ -64,15 +65,25 @@ def test_the_committed_evaluation_is_of_these_weights_and_portable(name):
         assert machine_path not in text
 
 
-@pytest.mark.parametrize("sub,mode", [("policy", "policy"), ("policy-cem", "policy-init")])
-def test_the_shipped_policy_evaluations_are_of_these_files(sub, mode):
-    """``checkpoints/tworoom/{policy,policy-cem}``: the amortised policy's rows in RESULTS.md."""
-    res = json.loads((CHECKPOINTS / "tworoom" / sub / "results.json").read_text())
+POLICIES = ("tworoom", "reacher")  # shipped folders that also ship an amortised policy
+POLICY_EVALS = {"policy": "policy", "policy-cem": "policy-init"}  # subfolder -> mode
+
+
+def test_the_shipped_policies_are_the_listed_ones():
+    found = {p.parent.parent.name for p in CHECKPOINTS.glob("*/policy/policy.json")}
+    assert found == set(POLICIES)
+
+
+@pytest.mark.parametrize("name", POLICIES)
+@pytest.mark.parametrize("sub", sorted(POLICY_EVALS))
+def test_the_shipped_policy_evaluations_are_of_these_files(name, sub):
+    """``checkpoints/NAME/{policy,policy-cem}``: the amortised policy's rows in RESULTS.md."""
+    res = json.loads((CHECKPOINTS / name / sub / "results.json").read_text())
     assert res["held_out"] is True and len(res["episodes"]) == 150
-    assert res["policy"]["mode"] == mode
-    policy = CHECKPOINTS / "tworoom" / "policy"
-    for name in ("policy.json", "policy.safetensors"):
-        digest = hashlib.sha256((policy / name).read_bytes()).hexdigest()
-        assert res["policy"]["files"][f"checkpoints/tworoom/policy/{name}"] == digest
-    weights = hashlib.sha256((CHECKPOINTS / "tworoom" / "model.safetensors").read_bytes())
+    assert res["policy"]["mode"] == POLICY_EVALS[sub]
+    policy = CHECKPOINTS / name / "policy"
+    for file in ("policy.json", "policy.safetensors"):
+        digest = hashlib.sha256((policy / file).read_bytes()).hexdigest()
+        assert res["policy"]["files"][f"checkpoints/{name}/policy/{file}"] == digest
+    weights = hashlib.sha256((CHECKPOINTS / name / "model.safetensors").read_bytes())
     assert res["weights_sha256"] == weights.hexdigest()
