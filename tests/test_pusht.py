@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from PIL import Image, ImageDraw
+from platform_pins import UNRECORDED, check_pinned
 
 import lewm.envs  # noqa: F401  (registers the ids)
 from lewm.envs.policies import RandomPolicy
@@ -314,16 +315,31 @@ def _episode_digest(size: int, seed: int, steps: int = 40) -> str:
 
 
 @pytest.mark.parametrize(
-    "size, seed, expected",
+    "size, seed, pins",
     [
-        (32, 3, "6347d6dbd0e32fa97277d31d621d6a2cd6ed84598178a1c0d4df4661bed4b8e4"),
-        (64, 11, "7c81fa91a9e7a581dbc8c1b198ec69ba3dfbb38a44e10b043564f5ebfd211340"),
+        (
+            32,
+            3,
+            {
+                UNRECORDED: "6347d6dbd0e32fa97277d31d621d6a2cd6ed84598178a1c0d4df4661bed4b8e4",
+                "x86_64 AMD EPYC glibc-2.36": "7bc4c8a0967c79abd3dc6f2a3c425345238a54f497efc359c2c4cbe966d4426e",
+            },
+        ),
+        (
+            64,
+            11,
+            {
+                UNRECORDED: "7c81fa91a9e7a581dbc8c1b198ec69ba3dfbb38a44e10b043564f5ebfd211340",
+                "x86_64 AMD EPYC glibc-2.36": "0a09a106cddac863407ce69082575e4f4542e831c7822e1ed8146a05ba51685f",
+            },
+        ),
     ],
 )
-def test_seeded_expert_episode_is_pinned(size, seed, expected):
-    """Bit-identical behaviour across refactors (pinned with the single-module pusht.py of
-    issue 9's start, numpy 2 / pymunk 7 on x86-64). A change here changes every PushT dataset."""
-    assert _episode_digest(size, seed) == expected
+def test_seeded_expert_episode_is_pinned(size, seed, pins):
+    """Bit-identical behaviour across refactors, per platform (tests/platform_pins.py): first
+    pinned with the single-module pusht.py of issue 9's start, numpy 2 / pymunk 7 on x86-64.
+    A change here changes every PushT dataset."""
+    check_pinned(lambda: _episode_digest(size, seed), pins)
 
 
 def test_in_bounds_tolerates_a_few_px_past_a_wall_but_not_far():
