@@ -10,6 +10,8 @@ from pathlib import Path
 
 from lewm.eval.study import Setting, cheapest_match, study_settings
 
+ROOT = Path(__file__).resolve().parents[1]
+
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "compute_study.py"
 
 
@@ -65,3 +67,17 @@ def test_quick_study_end_to_end_and_resumable(tmp_path):
     assert (out / "success_vs_compute.png").stat().st_size > 1000
     again = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stderr.count("skipped") == len(names)
+
+
+def test_studied_budgets_follow_the_committed_studies():
+    """lewm.eval.budgets.STUDIED names each study's cheapest match and quotes its figures."""
+    from lewm.eval.budgets import STUDIED
+
+    assert STUDIED, "no environment has a studied budget"
+    for env, budget in STUDIED.items():
+        study = json.loads((ROOT / budget.study / "study.json").read_text())
+        assert study["env"] == env and study["cheapest_within_ci"] == budget.name
+        rows = {row["name"]: row for row in study["settings"]}
+        low, high = rows[study["reference"]]["wilson95"]
+        quoted = (rows[budget.name]["pooled_success"], rows[study["reference"]]["pooled_success"])
+        assert f"{quoted[0]:.1f} % against {quoted[1]:.1f} % [{low:.1f}, {high:.1f}]" in budget.why

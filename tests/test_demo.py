@@ -115,3 +115,25 @@ def test_a_killed_demo_continues_each_stage_where_it_stopped(tmp_path):
     assert shards and killed_at >= 10
     with h5py.File(train_file) as f:
         assert len(f["ep_len"]) == 12
+
+
+def test_recipes_plan_at_the_studied_budget_and_the_paper_one_flag_away(monkeypatch):
+    """TwoRoom's recipe uses its compute study's budget; --paper-budget gives 300x30 to any."""
+    import lewm.demo
+    from lewm.cli import build_parser
+    from lewm.errors import ConfigError
+    from lewm.eval.budgets import STUDIED
+
+    assert (RECIPES["tworoom"].samples, RECIPES["tworoom"].iterations) == (
+        STUDIED["tworoom"].samples,
+        STUDIED["tworoom"].iterations,
+    )
+    seen = []
+    monkeypatch.setattr(lewm.demo, "run_demo", lambda out, cfg, progress: seen.append(cfg))
+    parse = build_parser().parse_args
+    for env in ("tworoom", "cube"):
+        args = parse(["demo", "--env", env, "--out", "o", "--paper-budget"])
+        assert args.func(args) == 0 and (seen[-1].samples, seen[-1].iterations) == (300, 30)
+    args = parse(["demo", "--env", "tworoom", "--out", "o", "--paper-budget", "--iters", "3"])
+    with pytest.raises(ConfigError, match="--paper-budget"):
+        args.func(args)

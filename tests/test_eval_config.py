@@ -155,3 +155,40 @@ def test_cli_headline_labels_the_std(capsys):
     )
     one = {**three, "seeds": [1], "success_rate_std": None, "random_success_rate_std": None}
     assert "±" not in _headline(one) and "one seed" in _headline(one)
+
+
+# --------------------------------------------------------------------------- default budgets
+
+
+def _solver_of(*extra):
+    """The solver `lewm eval` would plan with for these flags (the CLI's own resolution)."""
+    from lewm.cli.eval import _budget, _solver_settings
+    from lewm.eval.config import EvalConfig
+
+    args = _args(*extra)
+    config = EvalConfig(solver=args.solver, solver_settings=_solver_settings(args, _budget(args)))
+    return config.make_solver()
+
+
+def test_cli_plans_tworoom_at_its_studied_budget_and_the_paper_one_flag_away():
+    studied = _solver_of()
+    assert (studied.samples, studied.iterations, studied.topk) == (50, 10, 5)
+    paper = _solver_of("--paper-budget")
+    assert (paper.samples, paper.iterations) == (300, 30)
+
+
+def test_cli_an_unstudied_environment_or_an_explicit_budget_keeps_300x30_defaults():
+    reacher = _solver_of("--env", "reacher")  # argparse keeps the last --env
+    assert (reacher.samples, reacher.iterations) == (300, 30)
+    given = _solver_of("--iters", 3)
+    assert (given.samples, given.iterations) == (300, 3)
+    assert _solver_of("--solver-set", "samples=64").iterations == 30
+    assert _solver_of("--solver", "icem").samples == 300
+
+
+def test_cli_paper_budget_refuses_a_conflicting_budget():
+    from lewm.cli.eval import _budget
+
+    for extra in (("--samples", 64), ("--solver", "mppi")):
+        with pytest.raises(ConfigError, match="--paper-budget"):
+            _budget(_args("--paper-budget", *extra))

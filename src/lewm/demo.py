@@ -56,8 +56,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, *, progress: bool =
         result, sigreg_t_max = _train(cfg, train_file, out / "run", progress)
     with stages.run(
         "eval",
-        f"evaluate: {cfg.pairs} pairs x seeds {list(cfg.seeds)}, "
-        f"{cfg.solver} {cfg.samples}x{cfg.iterations}",
+        f"evaluate: {cfg.pairs} pairs x seeds {list(cfg.seeds)}, {_planner(cfg)}",
     ):
         results = _evaluate(cfg, out, eval_file)
 
@@ -195,6 +194,15 @@ def _last_metrics(run_dir: Path) -> dict:
     for r in records:
         merged.update(r)
     return merged
+
+
+def _planner(cfg: DemoConfig) -> str:
+    """The solver and budget, labelled when it is the paper's or the environment's studied one."""
+    from lewm.eval.budgets import describe
+
+    if cfg.solver != "cem":
+        return f"{cfg.solver} {cfg.samples}x{cfg.iterations}"
+    return describe(cfg.env, cfg.samples, cfg.iterations)
 
 
 def _evaluate(cfg: DemoConfig, out: Path, eval_file: Path) -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from lewm.errors import ConfigError
+from lewm.eval.budgets import STUDIED
 
 __all__ = ["DEMO", "RECIPES", "DemoConfig", "quick", "recipe"]
 
@@ -61,8 +62,15 @@ DEMO = DemoConfig()
 
 RECIPES: dict[str, DemoConfig] = {
     # TwoRoom: the demo's data and model with 2.5x the data and 3x the steps (the demo's
-    # validation loss was still falling at 2,000 steps).
-    "tworoom": replace(DEMO, train_episodes=5000, train_steps=6000),
+    # validation loss was still falling at 2,000 steps); planned at the compute study's
+    # cheapest match of CEM 300x30 (lewm.eval.budgets; --paper-budget for 300x30).
+    "tworoom": replace(
+        DEMO,
+        train_episodes=5000,
+        train_steps=6000,
+        samples=STUDIED["tworoom"].samples,
+        iterations=STUDIED["tworoom"].iterations,
+    ),
     # PushT: the expert pushes the block; patch 16 at 64x64 leaves a 4x4 grid, too coarse
     # for the block's angle (3,000 episodes, 3,000 steps: 4 %), so patch 8 (8x8 grid).
     "pusht": replace(

@@ -30,8 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seeds", default=None, help="evaluation seeds (default 42,43,44)")
     p.add_argument("--pairs", type=int, default=None, help="start/goal pairs per seed (default 50)")
-    p.add_argument("--samples", type=int, default=None, help="CEM samples (default 300)")
+    p.add_argument("--samples", type=int, default=None, help="CEM samples (default: the recipe's)")
     p.add_argument("--iters", type=int, default=None, help="CEM iterations (default: the recipe's)")
+    p.add_argument(
+        "--paper-budget",
+        dest="paper_budget",
+        action="store_true",
+        help="plan with the paper's CEM 300x30 instead of the recipe's budget",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--quick",
@@ -45,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lewm.demo import run_demo
     from lewm.errors import ConfigError
+    from lewm.eval.budgets import PAPER
     from lewm.recipes import quick, recipe
 
     cfg = recipe(args.env)
@@ -69,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
             if value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive")
             setattr(cfg, attr, value)
+    if args.paper_budget:
+        if args.samples is not None or args.iters is not None:
+            raise ConfigError("--paper-budget is CEM's 300x30: give it without --samples/--iters")
+        cfg.samples, cfg.iterations = PAPER.samples, PAPER.iterations
     if args.preset is not None:
         cfg.preset = args.preset
     cfg.overrides = [*cfg.overrides, *args.overrides]

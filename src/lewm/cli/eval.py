@@ -36,9 +36,23 @@ def register(subparsers) -> None:
 
 def _add_solver_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solver", default="cem", help="cem (default), icem, mppi or gradient")
-    p.add_argument("--samples", type=int, help="candidates per iteration (solver default: 300)")
     p.add_argument(
-        "--iters", type=int, help="solver iterations (gradient: optimiser steps; default 30)"
+        "--samples",
+        type=int,
+        help="candidates per iteration (cem: the environment's studied budget, see "
+        "--paper-budget; other solvers: 300)",
+    )
+    p.add_argument(
+        "--iters",
+        type=int,
+        help="solver iterations (gradient: optimiser steps; cem: the studied budget; else 30)",
+    )
+    p.add_argument(
+        "--paper-budget",
+        dest="paper_budget",
+        action="store_true",
+        help="cem: plan at the paper's 300x30 instead of the environment's default, the cheapest "
+        "setting inside 300x30's 95 %% interval where a compute study exists (TwoRoom: 50x10)",
     )
     p.add_argument(
         "--topk",
@@ -141,9 +155,28 @@ def _settings(items: list[str], flag: str) -> dict:
     return out
 
 
-def _solver_settings(args: argparse.Namespace) -> dict:
+def _budget(args: argparse.Namespace):
+    """The CEM budget used when none is given (lewm.eval.budgets), or None: the solver's own
+    defaults, or what --samples/--iters/--solver-set say."""
+    from lewm.errors import ConfigError
+    from lewm.eval.budgets import default_budget
+
+    given = args.samples is not None or args.iters is not None
+    given = given or any(
+        i.split("=")[0].strip() in ("samples", "iterations") for i in args.solver_set
+    )
+    if args.paper_budget and (given or args.solver != "cem"):
+        raise ConfigError("--paper-budget is CEM's 300x30: give it without --samples/--iters")
+    if args.solver != "cem" or given or (args.policy and not args.policy_init):
+        return None
+    return default_budget(args.env, paper=args.paper_budget)
+
+
+def _solver_settings(args: argparse.Namespace, budget=None) -> dict:
     """--solver-set, then --samples/--iters/--topk; with --samples alone, the one top-k rule."""
     settings = _settings(args.solver_set, "--solver-set")
+    if budget is not None:
+        settings = {**budget.solver_settings(), **settings}
     iters_key = "steps" if args.solver == "gradient" else "iterations"
     for key, value in (("samples", args.samples), (iters_key, args.iters), ("topk", args.topk)):
         if value is not None:
@@ -206,11 +239,14 @@ def run(args: argparse.Namespace) -> int:
         seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
     except ValueError:
         raise ConfigError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
+    budget = _budget(args)
+    if budget is not None:
+        print(f"planning budget: {budget.label()}", file=sys.stderr, flush=True)
     config = EvalConfig(
         episodes=args.episodes,
         seeds=seeds,
         solver=args.solver,
-        solver_settings=_solver_settings(args),
+        solver_settings=_solver_settings(args, budget),
         horizon=args.horizon,
         receding=args.receding,
         context=args.context,
@@ -242,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
         "held_out",
     )
     summary = {k: results[k] for k in keys}
+    summary["planning_budget"] = None if budget is None else budget.label()
     summary["results"] = f"{args.out}/results.json"
     print(json.dumps(summary))
     return 0
