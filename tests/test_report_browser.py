@@ -24,7 +24,7 @@ if chromium_path() is None:
         allow_module_level=True,
     )
 
-from test_report import make_analysis, make_eval, make_run  # noqa: E402 - after the skips
+from report_builders import make_analysis, make_eval, make_run  # noqa: E402 - after the skips
 
 SECTIONS = {
     "problems",
