@@ -10,6 +10,13 @@ earlier predicted step (``--earlier-steps``, default 4 of 5).
     python benchmarks/compute_study.py --ckpt runs/tworoom --env tworoom \\
         --data tworoom_eval.h5 --out studies/tworoom
     python benchmarks/compute_study.py ... --quick      # a tiny grid, 1 seed, 2 pairs (tests)
+    python benchmarks/compute_study.py ... --env-set render_size=64 \
+        --reference-results checkpoints/reacher/results.json   # 300x30 measured already
+
+``--reference-results`` stands in for the CEM 300x30 evaluation when it is the same
+evaluation (environment and its settings, seeds, pairs, solver settings, and the sha256 of
+the checkpoint and data files; ``lewm.eval.study.reuse_differences``); it is copied into
+the study folder and named in ``study.json``. Anything else is refused with one line.
 
 ``study.json``: per setting the pooled success and its Wilson 95 % interval, the mean and
 std over seeds, predictor token passes per decision, seconds per solve; and the cheapest
@@ -37,11 +44,74 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--profile", default="clean", choices=("clean", "reference"))
     p.add_argument("--device", default="auto")
     p.add_argument("--only", default="", help="comma-separated setting names to run")
+    p.add_argument(
+        "--env-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment constructor keyword (repeatable), e.g. render_size=64",
+    )
+    p.add_argument(
+        "--reference-results",
+        metavar="RESULTS.json",
+        help="an earlier evaluation of CEM 300x30 to reuse (checked to be the same evaluation)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny grid, 1 seed, 2 pairs")
     return p.parse_args(argv)
 
 
-def run_setting(args, setting, out: Path, command: list[str]) -> dict:
+def env_kwargs(args) -> dict:
+    from lewm.errors import ConfigError
+
+    out = {}
+    for item in args.env_set:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--env-set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw  # a bare string
+    return out
+
+
+def reuse_reference(args, setting, path: Path) -> dict:
+    """``--reference-results`` copied to ``path`` after checking it is this evaluation."""
+    from lewm.checkpoint import atomic_write_bytes
+    from lewm.errors import ConfigError
+    from lewm.eval.files import checkpoint_files, file_hashes
+    from lewm.eval.study import reuse_differences
+
+    results = json.loads(Path(args.reference_results).read_text())
+    expected = {
+        "env": args.env,
+        "env_kwargs": env_kwargs(args),
+        "profile": args.profile,
+        "seeds": seeds(args),
+        "episodes_per_seed": episodes(args),
+        "files": file_hashes([*checkpoint_files(args.ckpt), args.data]),
+    }
+    differ = reuse_differences(results, setting, expected)
+    if differ:
+        raise ConfigError(
+            f"--reference-results {args.reference_results} is not this study's "
+            f"{setting.name} evaluation: it differs in {', '.join(differ)}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(results, indent=2) + "\n").encode())
+    print(f"{setting.name}: reused {args.reference_results}", file=sys.stderr)
+    return results
+
+
+def seeds(args) -> tuple[int, ...]:
+    return (42,) if args.quick else tuple(int(s) for s in args.seeds.split(","))
+
+
+def episodes(args) -> int:
+    return 2 if args.quick else args.episodes
+
+
+def run_setting(args, setting, out: Path, command: list[str], reference: bool) -> dict:
     """The setting's results.json: read when it exists, else evaluated and written."""
     from lewm.eval.config import EvalConfig
     from lewm.eval.protocol import evaluate
@@ -50,15 +120,17 @@ def run_setting(args, setting, out: Path, command: list[str]) -> dict:
     if path.is_file():
         print(f"{setting.name}: done before, skipped", file=sys.stderr)
         return json.loads(path.read_text())
-    seeds = (42,) if args.quick else tuple(int(s) for s in args.seeds.split(","))
+    if reference and args.reference_results:
+        return reuse_reference(args, setting, path)
     config = EvalConfig(
-        episodes=2 if args.quick else args.episodes,
-        seeds=seeds,
+        episodes=episodes(args),
+        seeds=seeds(args),
         solver=setting.solver,
         solver_settings=setting.solver_settings(),
         cost_step=setting.cost_step,
         profile=args.profile,
         device=args.device,
+        env_kwargs=env_kwargs(args),
     )
     print(f"{setting.name}: evaluating", file=sys.stderr, flush=True)
     return evaluate(args.ckpt, args.env, args.data, out / setting.name, config, command=command)
@@ -78,7 +150,8 @@ def main(argv=None) -> int:
         keep = {n.strip() for n in args.only.split(",")}
         settings = [s for s in settings if s.name in keep or s is settings[0]]
     command = ["python", "benchmarks/compute_study.py", *(sys.argv[1:] if argv is None else argv)]
-    rows = [summarise(s, run_setting(args, s, out, command)) for s in settings]
+    results = [run_setting(args, s, out, command, s is settings[0]) for s in settings]
+    rows = [summarise(s, r) for s, r in zip(settings, results, strict=True)]
     reference = settings[0].name
     study = {
         "env": args.env,
@@ -86,6 +159,8 @@ def main(argv=None) -> int:
         "data": portable_path(args.data),
         "command": command,
         "reference": reference,
+        # this script's own command, or the `lewm eval` of a reused --reference-results
+        "reference_command": results[0].get("command"),
         "cheapest_within_ci": cheapest_match(rows, reference),
         "rule": "fewest token passes per decision whose pooled success >= the lower end of "
         f"{reference}'s Wilson 95 % interval",
@@ -98,4 +173,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lewm.errors import LewmError
+
+    try:
+        sys.exit(main())
+    except LewmError as exc:  # bad input: one line, like the lewm commands
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -67,6 +67,54 @@ def test_quick_study_end_to_end_and_resumable(tmp_path):
     assert (out / "success_vs_compute.png").stat().st_size > 1000
     again = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stderr.count("skipped") == len(names)
+    # the reference measured already (e.g. a shipped evaluation) stands in for its setting
+    ref = out / "cem_16x2" / "results.json"
+    reuse = [*cmd[: cmd.index("--out") + 1], tmp_path / "again", "--quick", "--device", "cpu",
+             "--only", "cem_16x2", "--reference-results", ref]  # fmt: skip
+    proc = subprocess.run(list(map(str, reuse)), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "cem_16x2: reused" in proc.stderr, proc.stderr
+    copied = json.loads((tmp_path / "again" / "cem_16x2" / "results.json").read_text())
+    assert copied == json.loads(ref.read_text())
+    assert (
+        json.loads((tmp_path / "again" / "study.json").read_text())["reference_command"]
+        == (copied["command"])
+    )
+    other = [tmp_path / "other" if a == tmp_path / "again" else a for a in reuse]
+    other += ["--env-set", "size=3"]  # not the reference's environment settings
+    proc = subprocess.run(list(map(str, other)), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "differs in env_kwargs" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "other" / "cem_16x2").exists()
+
+
+def test_reuse_differences_name_what_differs():
+    from lewm.eval.study import reuse_differences
+
+    setting = Setting("cem", 16, 2)
+    results = {
+        "env": "tworoom",
+        "env_kwargs": {"profile": "clean"},
+        "profile": "clean",
+        "seeds": [42],
+        "episodes_per_seed": 2,
+        "files": {"a/model.safetensors": "aa", "d.h5": "dd"},
+        "solver": {"solver": "cem", "samples": 16, "iterations": 2, "topk": 2, "init_std": 1.0},
+        "mpc": {"cost_step": None},
+        "policy": None,
+    }
+    expected = {
+        "env": "tworoom",
+        "env_kwargs": {},
+        "profile": "clean",
+        "seeds": (42,),
+        "episodes_per_seed": 2,
+        "files": {"elsewhere/model.safetensors": "aa", "elsewhere/d.h5": "dd"},  # same bytes
+    }
+    assert reuse_differences(results, setting, expected) == []
+    changed = {**expected, "files": {"m": "zz", "d": "dd"}, "seeds": (43,)}
+    assert reuse_differences(results, setting, changed) == ["seeds", "files"]
+    assert reuse_differences(results, Setting("cem", 16, 2, cost_step=4), expected) == ["cost_step"]
+    assert reuse_differences(results, Setting("cem", 8, 2), expected) == ["solver"]
 
 
 def test_studied_budgets_follow_the_committed_studies():

@@ -100,6 +100,39 @@ def summarise(setting: Setting, results: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def reuse_differences(
+    results: Mapping[str, Any], setting: Setting, expected: Mapping[str, Any]
+) -> list[str]:
+    """What makes an earlier ``results.json`` something other than this study's evaluation of
+    ``setting`` (empty: it can stand in for it). ``expected``: ``env``, ``env_kwargs``,
+    ``profile``, ``seeds``, ``episodes_per_seed`` and ``files`` ({path: sha256} of the
+    checkpoint and data files, compared by content, not by path)."""
+    found = {
+        "env": results.get("env"),
+        # the environment records its profile beside the constructor keywords
+        "env_kwargs": {k: v for k, v in results.get("env_kwargs", {}).items() if k != "profile"},
+        "profile": results.get("profile"),
+        "seeds": list(results.get("seeds", [])),
+        "episodes_per_seed": results.get("episodes_per_seed"),
+        "files": sorted(results.get("files", {}).values()),
+        "solver": {
+            k: results.get("solver", {}).get(k) for k in ("solver", *setting.solver_settings())
+        },
+        "cost_step": results.get("mpc", {}).get("cost_step"),
+        "policy": results.get("policy"),
+    }
+    want = {
+        **{k: expected[k] for k in ("env", "profile", "episodes_per_seed")},
+        "env_kwargs": dict(expected["env_kwargs"]),
+        "seeds": list(expected["seeds"]),
+        "files": sorted(expected["files"].values()),
+        "solver": {"solver": setting.solver, **setting.solver_settings()},
+        "cost_step": setting.cost_step,
+        "policy": None,
+    }
+    return [k for k in want if found[k] != want[k]]
+
+
 def cheapest_match(rows: Sequence[Mapping[str, Any]], reference: str) -> str | None:
     """The name of the setting with the fewest token passes whose pooled success is at least
     the lower end of ``reference``'s Wilson interval (module docstring)."""
