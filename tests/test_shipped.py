@@ -24,6 +24,7 @@ SHIPPED = {
     "tworoom": ("tworoom", "small", 64, 5_918_126),
     "tworoom-pldm": ("tworoom", "small", 64, 5_918_126),  # the PLDM baseline, same recipe
     "reacher": ("reacher", "small", 64, 5_918_126),
+    "cube": ("cube", "small", 64, 5_918_276),  # 25-d action blocks (5-d actions x frameskip 5)
 }
 
 
@@ -65,7 +66,7 @@ def test_the_committed_evaluation_is_of_these_weights_and_portable(name):
         assert machine_path not in text
 
 
-POLICIES = ("tworoom", "reacher")  # shipped folders that also ship an amortised policy
+POLICIES = ("tworoom", "reacher", "cube")  # shipped folders that also ship an amortised policy
 POLICY_EVALS = {"policy": "policy", "policy-cem": "policy-init"}  # subfolder -> mode
 
 
