@@ -40,6 +40,11 @@ def test_quick_demo_writes_everything(tmp_path):
     assert results["env"] == "tworoom"
     assert set(results["demo"]) >= {"collect_seconds", "train_seconds", "eval_seconds",
                                     "total_seconds"}  # fmt: skip
+    stages = json.loads((out / "stages.json").read_text())
+    with h5py.File(out / "tworoom_train.h5") as f, h5py.File(out / "tworoom_eval.h5") as g:
+        assert stages["collect_frames"] == int(f["ep_len"][:].sum() + g["ep_len"][:].sum())
+    for stage in ("collect", "train", "eval"):
+        assert stages[f"{stage}_peak_rss_mb"] > 50  # a Python process with torch loaded
     assert (out / "training_curve.png").stat().st_size > 1000
     assert (out / "run" / "model.safetensors").exists()
     assert any((out / "videos").glob("*.gif"))

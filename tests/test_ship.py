@@ -12,7 +12,7 @@ import lewm
 from lewm.cli import main
 from lewm.errors import CheckpointError
 from lewm.eval.scoring import wilson_percent
-from lewm.results_table import build_table
+from lewm.results_table import build_table, cost_table
 from lewm.ship import ship_run
 
 
@@ -125,3 +125,21 @@ def test_a_policy_subfolder_is_its_own_row_with_the_world_models_training_facts(
     assert ("`lewm policy train --ckpt checkpoints/tworoom --data data/tworoom_train.h5 "
             "--steps 2000 --seed 0 --out checkpoints/tworoom/policy`") in table  # fmt: skip
     assert "--seed 0 --out data/tworoom_train.h5" in table  # the data the policy learnt from
+
+
+def test_the_cost_table_computes_rates_from_the_recorded_stages(tmp_path):
+    for env in ("cube", "pusht"):
+        (tmp_path / env).mkdir()
+        res = _results(env, [True])
+        res["timing"] = {"total_seconds": 359.3}
+        (tmp_path / env / "results.json").write_text(json.dumps(res))
+    stages = {"collect_seconds": 400.0, "collect_frames": 240_000, "train_peak_rss_mb": 3584.0}
+    (tmp_path / "pusht" / "training.json").write_text(
+        json.dumps({"steps": 6000, "train_seconds": 5820.0, "stages": stages})
+    )
+    rows = cost_table(tmp_path).splitlines()
+    assert rows[2] == (
+        "| `checkpoints/cube` | not recorded | not recorded | not recorded | not recorded "
+        "| not recorded | 359 |"
+    )  # a run without a training.json: nothing invented
+    assert rows[3] == "| `checkpoints/pusht` | 400 | 240,000 | 600 | 0.97 | 3.5 | 359 |"

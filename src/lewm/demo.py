@@ -52,6 +52,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, *, progress: bool =
         f"held-out {cfg.env} episodes ({cfg.policy} policy)",
     ):
         train_file, eval_file = _collect(cfg, out, progress)
+        stages.record("collect_frames", sum(_rows(f) for f in (train_file, eval_file)))
     with stages.run("train", f"train the {cfg.preset} preset"):
         result, sigreg_t_max = _train(cfg, train_file, out / "run", progress)
     with stages.run(
@@ -97,7 +98,8 @@ def _claim(out: Path, cfg: DemoConfig) -> None:
 
 
 class _Stages:
-    """Stage banners and wall times, accumulated over interrupted runs in ``stages.json``."""
+    """Stage banners, wall times (accumulated over interrupted runs) and peak memory (the
+    largest seen at a stage's end over those runs), in ``stages.json``."""
 
     def __init__(self, out: Path):
         self.path = out / "stages.json"
@@ -116,9 +118,17 @@ class _Stages:
                 self.times[f"{name}_seconds"] = self.times.get(f"{name}_seconds", 0.0) + (
                     time.perf_counter() - t
                 )
+                # ru_maxrss is a high-water mark since the process started: this stage's
+                # peak, or an earlier stage's of the same process if that was larger.
+                peak = max(self.times.get(f"{name}_peak_rss_mb", 0.0), peak_rss_mb())
+                self.times[f"{name}_peak_rss_mb"] = peak
                 self._save()
 
         return timed()
+
+    def record(self, key: str, value) -> None:
+        self.times[key] = value
+        self._save()
 
     def _save(self) -> None:
         from lewm.checkpoint import atomic_write_bytes
@@ -155,6 +165,12 @@ def _collect(cfg: DemoConfig, out: Path, progress: bool) -> tuple[Path, Path]:
             env_kwargs=cfg.env_kwargs,
         )
     return train_file, eval_file
+
+
+def _rows(path: Path) -> int:
+    from lewm.data.hdf5 import inspect_dataset
+
+    return inspect_dataset(path, check_actions=False, sample_chunks=0).n_rows
 
 
 def _train(cfg: DemoConfig, train_file: Path, run_dir: Path, progress: bool):

@@ -13,7 +13,7 @@ from pathlib import Path
 from lewm.cli.policy import train_flags
 from lewm.eval.scoring import wilson_percent
 
-__all__ = ["PAPER", "build_table"]
+__all__ = ["PAPER", "build_table", "cost_table"]
 
 PAPER = {  # spec §11.1: success rate (%), budget 50, goal 25 steps ahead, training-file pairs
     "tworoom": {"lewm": 87, "pldm": 97, "dinowm": 100},
@@ -119,6 +119,38 @@ def build_table(checkpoints: str | Path = "checkpoints") -> str:
     return "\n".join(lines) + "\n"
 
 
+def cost_table(checkpoints: str | Path = "checkpoints") -> str:
+    """What each shipped world model cost on this machine (issue 10 "Speed and memory"), from
+    its ``training.json`` (the demo's stage records) and ``results.json`` (evaluation timing).
+    "not recorded": a run made before the demo recorded that figure."""
+    root = Path(checkpoints)
+    lines = ["| checkpoint | collection s | frames collected (train + held-out) | frames/s | "
+             "training s / step | peak memory, training (GB) | evaluation s (150 episodes) |",
+             "|" + "---|" * 7]  # fmt: skip
+    for res_path in sorted(root.glob("*/results.json")):
+        info_path = res_path.parent / "training.json"
+        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        stages = info.get("stages", {})
+        timing = json.loads(res_path.read_text()).get("timing", {})
+        collect, frames = stages.get("collect_seconds"), stages.get("collect_frames")
+        steps, train_s = info.get("steps"), info.get("train_seconds")
+        peak = stages.get("train_peak_rss_mb")
+        cells = [
+            _fmt(collect, "{:.0f}"),
+            _fmt(frames, "{:,}"),
+            _fmt(frames / collect if frames and collect else None, "{:.0f}"),
+            _fmt(train_s / steps if train_s and steps else None, "{:.2f}"),
+            _fmt(peak / 1024 if peak else None, "{:.1f}"),
+            _fmt(timing.get("total_seconds"), "{:.0f}"),
+        ]
+        lines.append(f"| `checkpoints/{res_path.parent.name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value, pattern: str) -> str:
+    return "not recorded" if value is None else pattern.format(value)
+
+
 def eval_file_command(env: str) -> str:
     """The ``lewm collect`` call that writes ``data/ENV_eval.h5`` as the recipe of ``env`` does."""
     return _collect_command(env, "eval")
@@ -170,4 +202,10 @@ def write_results_md(checkpoints: str | Path = "checkpoints") -> str:
             + ", ".join(missing)
             + ". See `docs/results.md` for the state of each.\n"
         )
+    parts += [
+        "## What each run cost on this machine\n",
+        "Wall-clock figures recorded by `lewm demo` (`training.json` → `stages`) and `lewm eval` "
+        "(`results.json` → `timing`); the same caveat on shared cores applies.\n",
+        cost_table(checkpoints),
+    ]
     return "\n".join(parts)
