@@ -23,6 +23,7 @@ CHECKPOINTS = ROOT / "checkpoints"
 SHIPPED = {
     "tworoom": ("tworoom", "small", 64, 5_918_126),
     "tworoom-pldm": ("tworoom", "small", 64, 5_918_126),  # the PLDM baseline, same recipe
+    "pusht": ("pusht", "small", 64, 5_816_750),  # patch 8: a smaller patch embedding
     "reacher": ("reacher", "small", 64, 5_918_126),
     "cube": ("cube", "small", 64, 5_918_276),  # 25-d action blocks (5-d actions x frameskip 5)
 }
