@@ -3,7 +3,8 @@
 A seeded PushT or Cube episode is bit-identical on one machine, but not across machines: the
 C maths library and the simulators' compiled code differ in the last ulp between CPUs, and
 contact physics grows that difference into different states within a few dozen steps. So a
-digest is recorded per platform fingerprint (CPU model, C library, architecture):
+digest is recorded per platform fingerprint (CPU model, family and widest SIMD level, C library,
+architecture):
 
 - on a recorded platform the digest must match exactly (a refactor changed behaviour);
 - a digest recorded on any platform is accepted (the first pins kept no fingerprint);
@@ -23,17 +24,29 @@ import pytest
 UNRECORDED = "x86_64 (first pins, fingerprint not kept)"
 
 
+SIMD_LEVELS = ("avx512f", "avx2", "avx", "sse4_2")  # widest first
+
+
 def fingerprint() -> str:
-    """'<arch> <cpu model> <libc>-<version>': what decides the last ulp of libm and physics."""
-    cpu = platform.processor() or "unknown cpu"
+    """'<arch> <cpu model> family F model M <widest SIMD> <libc>-<version>': what decides the
+    last ulp of libm and physics. A model name alone is not enough: virtual machines report
+    "AMD EPYC" for several generations and hide or expose AVX-512 (the code paths differ)."""
+    cpu, ident, simd = platform.processor() or "unknown cpu", "", ""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
+        fields: dict[str, str] = {}
         for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            if not line.strip():
+                break  # the first processor is enough
+            fields.setdefault(key.strip(), value.strip())
+        cpu = fields.get("model name", cpu)
+        if "cpu family" in fields:
+            ident = f" family {fields['cpu family']} model {fields.get('model', '?')}"
+        flags = set(fields.get("flags", "").split())
+        simd = next((f" {level}" for level in SIMD_LEVELS if level in flags), "")
     libc = "-".join(part for part in platform.libc_ver() if part) or "unknown libc"
-    return f"{platform.machine()} {cpu} {libc}"
+    return f"{platform.machine()} {cpu}{ident}{simd} {libc}"
 
 
 def check_pinned(digest: Callable[[], str], pins: dict[str, str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import platform
+from pathlib import Path
 
 import platform_pins
 import pytest
@@ -19,6 +20,20 @@ def _here(monkeypatch):
 
 def test_fingerprint_starts_with_the_architecture():
     assert fingerprint().startswith(platform.machine() + " ")  # the unpatched function
+
+
+def test_fingerprint_names_the_cpu_family_and_simd_level_when_the_kernel_says():
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    if "cpu family" not in text:
+        pytest.skip("no /proc/cpuinfo with a cpu family here")
+    here = fingerprint()
+    assert " family " in here
+    flags = set(
+        next(ln for ln in text.splitlines() if ln.startswith("flags")).split(":")[1].split()
+    )
+    widest = next((f for f in platform_pins.SIMD_LEVELS if f in flags), None)
+    assert widest is None or f" {widest} " in here
 
 
 def test_a_pinned_platform_must_match_its_own_digest():
