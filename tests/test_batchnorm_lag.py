@@ -1,24 +1,18 @@
 """benchmarks/batchnorm_lag.py: recomputed BatchNorm statistics are the weights' population ones."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from repo_scripts import load_script
 from safetensors.torch import load_file, save_file
 
 from lewm.cli import main
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "batchnorm_lag.py"
-
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("batchnorm_lag", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/batchnorm_lag.py")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """benchmarks/train_step.py times the training loop's own step, with a spread."""
 
-import importlib.util
 from pathlib import Path
+
+from repo_scripts import load_script
 
 import lewm.train
 
@@ -9,10 +10,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("train_step_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/train_step.py")
 
 
 def test_benchmark_times_the_shared_train_step(monkeypatch):

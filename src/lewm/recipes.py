@@ -73,8 +73,8 @@ RECIPES: dict[str, DemoConfig] = {
     ),
     # PushT: the expert pushes the block; patch 16 at 64x64 leaves a 4x4 grid, too coarse
     # for the block's angle (3,000 episodes, 3,000 steps: 4 %), so patch 8 (8x8 grid).
-    # Patch 8 costs 1.8 s per step on the AMD EPYC 2-core machine (0.42 at patch 16): 3,000
-    # steps (90 min) keep collection (7 min) + training + CEM 300x30 inside 2.5 hours.
+    # Patch 8 costs 1.70 s per step on the AMD EPYC 2-core machine (0.42 at patch 16): 3,000
+    # steps (85 min) keep collection (7 min) + training + CEM 300x30 inside 2.5 hours.
     "pusht": replace(
         DEMO,
         env="pusht",
