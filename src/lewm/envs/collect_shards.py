@@ -9,8 +9,9 @@ are copied, in episode order, into the destination (again atomically) and the sh
 folder is removed.
 
 Episode ``i`` draws its seeds from ``(seed, i)`` whatever file it lands in, so the
-merged file holds exactly the rows of a one-shot ``collect`` with the same arguments;
-its ``lewm_meta`` is the one-shot run's plus ``"shards": K``.
+merged file is byte for byte the file of a one-shot ``collect`` with the same arguments
+(same rows, same ``lewm_meta``), so a documented ``lewm collect`` command reproduces the
+sha256 of a file a ``lewm demo`` collected in shards.
 """
 
 from __future__ import annotations
@@ -125,10 +126,20 @@ def merge_shards(
 
 def _copy_episodes(f, writer) -> None:
     """Every episode of the open file ``f`` appended to ``writer``, one column read per episode."""
-    names = [k for k in f.keys() if k not in _WRITER_COLUMNS]
+    names = [k for k in creation_order(f) if k not in _WRITER_COLUMNS]
     ep_len, ep_offset = np.asarray(f["ep_len"]), np.asarray(f["ep_offset"])
     for length, offset in zip(ep_len, ep_offset, strict=True):
         writer.add_episode({k: f[k][int(offset) : int(offset) + int(length)] for k in names})
+
+
+def creation_order(f) -> list[str]:
+    """The columns of ``f`` in the order the writer created them (``f.keys()`` is
+    alphabetical). A file written once, without deletions, allocates every object header
+    at the end of the file, so header addresses follow creation. Appending the episodes
+    in this order makes the merged file's bytes those of the one-shot collection."""
+    import h5py
+
+    return sorted(f.keys(), key=lambda name: h5py.h5o.get_info(f[name].id).addr)
 
 
 def _merged_meta(metas: list[dict], shard_episodes: int) -> dict:
@@ -146,4 +157,4 @@ def _merged_meta(metas: list[dict], shard_episodes: int) -> dict:
             raise DatasetError(
                 "collection shards were made with different settings; delete the .parts folder"
             )
-    return {**first, "episodes": total, "shards": shard_episodes}
+    return {**first, "episodes": total}
