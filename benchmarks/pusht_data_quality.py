@@ -1,10 +1,10 @@
 """Does the PushT collection policy really push? Expert against uniform random.
 
-    .venv/bin/python benchmarks/pusht_data_quality.py [--episodes 200]
+    .venv/bin/python benchmarks/pusht_data_quality.py [--episodes 200] [--policy-set max_speed=0.4]
 
 Runs collection-length episodes (200 steps, ending at success as in
 ``lewm collect``) without rendering and prints one JSON object per policy:
-the fraction of steps with agent-block contact, the distribution of the block
+the fraction of steps with agent-block contact, the per-dimension action std, the distribution of the block
 displacement per episode (start -> end of its position, in px, and of its
 rotation, in rad), the block's path length, the success rate and the mean
 episode length.
@@ -30,7 +30,9 @@ def _quantiles(x) -> dict:
     }
 
 
-def run(policy_name: str, episodes: int, seed: int, max_steps: int) -> dict:
+def run(
+    policy_name: str, episodes: int, seed: int, max_steps: int, policy_kwargs: dict | None = None
+) -> dict:
     from lewm.envs import ENVS
     from lewm.envs.collect import episode_seeds
     from lewm.envs.factory import load_object
@@ -39,11 +41,11 @@ def run(policy_name: str, episodes: int, seed: int, max_steps: int) -> dict:
     env = PushTEnv(image_size=8)  # frames are not rendered here
     policy_cls = load_object(ENVS["pusht"].policies[policy_name])
     contact_steps = steps = wins = 0
-    disp, rot, path, lengths = [], [], [], []
+    disp, rot, path, lengths, actions = [], [], [], [], []
     for i in range(episodes):
         env_seed, policy_seed = episode_seeds(seed, i)
         obs, info = env.reset(seed=env_seed)
-        policy = policy_cls(env, seed=policy_seed)
+        policy = policy_cls(env, seed=policy_seed, **(policy_kwargs or {}))
         policy.reset()
         start = np.asarray(env.block_pose(), dtype=np.float64)
         prev = start.copy()
@@ -51,7 +53,9 @@ def run(policy_name: str, episodes: int, seed: int, max_steps: int) -> dict:
         n = 0
         for _ in range(max_steps):
             n += 1
-            obs, _, term, trunc, info = env.step(np.asarray(policy(obs, info), dtype=np.float32))
+            action = np.asarray(policy(obs, info), dtype=np.float32)
+            actions.append(action)
+            obs, _, term, trunc, info = env.step(action)
             contact_steps += env.agent_block_contacts > 0
             steps += 1
             pose = np.asarray(env.block_pose(), dtype=np.float64)
@@ -73,6 +77,7 @@ def run(policy_name: str, episodes: int, seed: int, max_steps: int) -> dict:
     return {
         "episodes": episodes,
         "contact_fraction": round(contact_steps / steps, 4),
+        "action_std": np.std(np.asarray(actions, np.float64), axis=0).round(3).tolist(),
         "block_displacement_px": d,
         "block_rotation_rad": r,
         "block_path_length_px": pl,
@@ -86,11 +91,17 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=200)
+    p.add_argument("--policy-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="expert keyword, e.g. max_speed=0.4 (repeatable)")  # fmt: skip
     args = p.parse_args()
+    from lewm.cli.eval import _settings
+
+    expert_kwargs = _settings(args.policy_set, "--policy-set")
     out = {
         "benchmark": "pusht data quality",
         "max_steps": args.max_steps,
-        "expert": run("expert", args.episodes, args.seed, args.max_steps),
+        "expert_kwargs": expert_kwargs,
+        "expert": run("expert", args.episodes, args.seed, args.max_steps, expert_kwargs),
         "random": run("random", args.episodes, args.seed, args.max_steps),
     }
     print(json.dumps(out, indent=2))

@@ -81,3 +81,22 @@ def test_bad_input(h5, tmp_path):
     r = _lewm("data", "preview", str(h5), "--out", str(tmp_path / "x" / "p.gif"), cwd=tmp_path)
     assert r.returncode == 2 and "does not exist" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5"]
+
+
+def test_collect_policy_set_reaches_the_policy_and_the_metadata(tmp_path):
+    import json
+
+    import h5py
+
+    r = _lewm("collect", "--env", "pusht", "--episodes", "1", "--image-size", "16", "--max-steps",
+              "30", "--out", "slow.h5", "--policy-set", "max_speed=0.3", "--no-progress",
+              cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with h5py.File(tmp_path / "slow.h5") as f:
+        assert json.loads(f.attrs["lewm_meta"])["policy_kwargs"] == {"max_speed": 0.3}
+        a = f["action"][:-1]
+    assert np.linalg.norm(a, axis=1).max() <= 0.3 + 1e-6
+    bad = _lewm("collect", "--env", "pusht", "--episodes", "1", "--out", "bad.h5",
+                "--policy-set", "bogus=1", "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert bad.returncode != 0 and "bogus" in bad.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "bad.h5").exists()

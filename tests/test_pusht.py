@@ -355,3 +355,23 @@ def test_in_bounds_tolerates_a_few_px_past_a_wall_but_not_far():
     state[0] = 10 * WORLD
     env.load_state({"state": state})
     assert not env.in_bounds()
+
+
+def test_a_speed_cap_slows_the_expert_and_the_default_is_the_uncapped_one():
+    def actions(**kwargs):
+        env = PushTEnv(image_size=8)
+        obs, info = env.reset(seed=3)
+        pol = PushTExpert(env, seed=3, **kwargs)
+        pol.reset()
+        out = []
+        for _ in range(40):
+            out.append(pol(obs, info))
+            obs, *_, info = env.step(out[-1])
+        return np.stack(out)
+
+    full, capped = actions(), actions(max_speed=0.4)
+    np.testing.assert_array_equal(actions(max_speed=1.0), full)  # bit for bit: old data stays
+    assert np.linalg.norm(full, axis=1).max() > 0.9
+    assert np.linalg.norm(capped, axis=1).max() <= 0.4 + 1e-6
+    with pytest.raises(ValueError, match="max_speed"):
+        PushTExpert(PushTEnv(image_size=8), seed=0, max_speed=0.0)

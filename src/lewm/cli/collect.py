@@ -55,6 +55,14 @@ def register(subparsers) -> None:
         help="environment constructor keyword, e.g. --env-set render_size=64 (repeatable; "
         "evaluate with the same settings)",
     )
+    p.add_argument(
+        "--policy-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="collection policy keyword, e.g. --policy-set max_speed=0.4 for a slower PushT "
+        "expert (repeatable; recorded in the file's metadata)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -81,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         args.workers,
         max_steps=args.max_steps,
         env_kwargs=_settings(args.env_set, "--env-set"),
+        policy_kwargs=_settings(args.policy_set, "--policy-set"),
         compression=args.compression,
         goal_pixels=args.goal_pixels,
         overwrite=args.overwrite,

@@ -79,7 +79,12 @@ class EpisodeRunner:
         env = self.env
         env_seed, policy_seed = episode_seeds(self.seed, index)
         obs, info = env.reset(seed=env_seed)
-        policy = self.policy_cls(env, seed=policy_seed, **self.policy_kwargs)
+        try:
+            policy = self.policy_cls(env, seed=policy_seed, **self.policy_kwargs)
+        except (TypeError, ValueError) as exc:  # a bad --policy-set keyword or value
+            raise ConfigError(
+                f"policy {self.policy_cls.__name__} rejects keywords {self.policy_kwargs}: {exc}"
+            ) from exc
         policy.reset()
         frames = [env.render()]
         rows = [env.record()]

@@ -61,6 +61,9 @@ class PushTExpert:
         travel_cost: score discount exp(-travel_cost * travel / 150 px).
         place_tol: block position error (px) under which, with an angle error
             under 0.2 rad, the block counts as placed.
+        max_speed: largest action norm (1 = the action box's edge, a PD target 100 px
+            away); a smaller cap makes a slower expert with longer episodes (the
+            reference PushT data's actions have std about 0.20, spec §8.2).
     """
 
     def __init__(
@@ -72,7 +75,10 @@ class PushTExpert:
         angle_weight: float = 3000.0,
         travel_cost: float = 1.0,
         place_tol: float = 10.0,
+        max_speed: float = 1.0,
     ):
+        if not 0.0 < max_speed <= 1.0:
+            raise ValueError(f"PushTExpert: max_speed must be in (0, 1], got {max_speed!r}")
         self.env = env
         self.rng = np.random.default_rng(seed)
         self.noise_range = noise
@@ -80,6 +86,7 @@ class PushTExpert:
         self.angle_weight = float(angle_weight)
         self.travel_cost = float(travel_cost)
         self.place_tol = float(place_tol)
+        self.max_speed = float(max_speed)
         self.points, self.normals = _contact_candidates()
         self.inertia = block_inertia()
         self.current: int | None = None
@@ -136,8 +143,8 @@ class PushTExpert:
         action = gain * (aim - agent) / ACTION_SCALE
         action = action + self.rng.normal(0.0, self.noise, size=2)
         norm = float(np.linalg.norm(action))
-        if norm > 1.0:
-            action = action / norm
+        if norm > self.max_speed:
+            action = action / norm * self.max_speed  # exactly action / norm at the default 1
         return action.astype(np.float32)
 
     def _approach(self, agent: np.ndarray, target: np.ndarray, pose) -> np.ndarray:
