@@ -142,3 +142,26 @@ def test_recipes_plan_at_the_studied_budget_and_the_paper_one_flag_away(monkeypa
     args = parse(["demo", "--env", "tworoom", "--out", "o", "--paper-budget", "--iters", "3"])
     with pytest.raises(ConfigError, match="--paper-budget"):
         args.func(args)
+
+
+def test_a_recipes_policy_keywords_reach_both_files_and_the_documented_command(
+    tmp_path, monkeypatch
+):
+    """policy_kwargs (a slower PushT expert) drive the training and the held-out collection,
+    and the lewm collect command RESULTS.md prints for the recipe carries them."""
+    import dataclasses
+
+    import numpy as np
+
+    import lewm.recipes
+    from lewm.demo import _collect
+    from lewm.results_table import eval_file_command
+
+    slow = dataclasses.replace(RECIPES["pusht"], policy_kwargs={"max_speed": 0.3})
+    for path in _collect(quick(slow), tmp_path, progress=False):
+        with h5py.File(path) as f:
+            assert json.loads(f.attrs["lewm_meta"])["policy_kwargs"] == {"max_speed": 0.3}
+            actions = f["action"][:]
+        assert np.nanmax(np.linalg.norm(actions, axis=1)) <= 0.3 + 1e-6
+    monkeypatch.setattr(lewm.recipes, "RECIPES", {**RECIPES, "pusht": slow})
+    assert "--policy-set max_speed=0.3 " in eval_file_command("pusht")

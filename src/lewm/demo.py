@@ -83,7 +83,8 @@ def _claim(out: Path, cfg: DemoConfig) -> None:
     wanted = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, as read back
     wanted.pop("device")  # where it runs may change between a run and its resume
     if path.exists():
-        saved = json.loads(path.read_text())
+        # a field added since the run started reads as its default (what the run used)
+        saved = {**json.loads(json.dumps(asdict(DemoConfig()))), **json.loads(path.read_text())}
         saved.pop("device", None)
         diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
         if diff:
@@ -163,6 +164,7 @@ def _collect(cfg: DemoConfig, out: Path, progress: bool) -> tuple[Path, Path]:
             progress=progress,
             max_steps=cfg.max_steps,
             env_kwargs=cfg.env_kwargs,
+            policy_kwargs=cfg.policy_kwargs,
         )
     return train_file, eval_file
 

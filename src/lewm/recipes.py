@@ -25,6 +25,8 @@ __all__ = ["DEMO", "RECIPES", "DemoConfig", "quick", "recipe"]
 class DemoConfig:
     env: str = "tworoom"
     policy: str = "expert"
+    policy_kwargs: dict = field(default_factory=dict)
+    """Collection policy keywords (``lewm collect --policy-set``), for both files."""
     train_episodes: int = 2000
     """Training episodes (the paper's TwoRoom set has 10,000; mean length ~92)."""
     eval_episodes: int = 200
@@ -116,7 +118,12 @@ def recipe(env: str | None) -> DemoConfig:
     if env not in RECIPES:
         raise ConfigError(f"no demo recipe for {env!r}; choose one of {sorted(RECIPES)}")
     base = RECIPES[env]
-    return replace(base, env_kwargs=dict(base.env_kwargs), overrides=list(base.overrides))
+    return replace(
+        base,
+        env_kwargs=dict(base.env_kwargs),
+        policy_kwargs=dict(base.policy_kwargs),
+        overrides=list(base.overrides),
+    )
 
 
 def quick(cfg: DemoConfig) -> DemoConfig:

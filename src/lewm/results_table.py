@@ -170,7 +170,8 @@ def _collect_command(env: str, split: str, episodes: int | None = None) -> str:
     cfg = recipe(env)
     episodes, seed = ((cfg.eval_episodes, cfg.seed + 1) if split == "eval"
                       else (episodes, cfg.seed))  # fmt: skip
-    sets = "".join(f" --env-set {k}={json.dumps(v)}" for k, v in cfg.env_kwargs.items())
+    sets = "".join(f" --policy-set {k}={json.dumps(v)}" for k, v in cfg.policy_kwargs.items())
+    sets += "".join(f" --env-set {k}={json.dumps(v)}" for k, v in cfg.env_kwargs.items())
     return (f"lewm collect --env {env} --policy {cfg.policy} --episodes {episodes} "
             f"--image-size {cfg.image_size} --seed {seed}{sets} --out data/{env}_{split}.h5")  # fmt: skip
 
