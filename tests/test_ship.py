@@ -127,6 +127,26 @@ def test_a_policy_subfolder_is_its_own_row_with_the_world_models_training_facts(
     assert "--seed 0 --out data/tworoom_train.h5" in table  # the data the policy learnt from
 
 
+def test_another_solvers_subfolder_is_a_row_and_a_stray_subfolder_is_not(tmp_path):
+    (tmp_path / "tworoom" / "icem").mkdir(parents=True)
+    (tmp_path / "tworoom" / "results.json").write_text(json.dumps(_results("tworoom", [True])))
+    (tmp_path / "tworoom" / "training.json").write_text(
+        json.dumps({"train_seconds": 1200, "train_data": {"n_episodes": 7, "n_rows": 70}})
+    )
+    res = _results("tworoom", [True] * 150)
+    res["checkpoint"] = "checkpoints/tworoom"
+    res["solver"] = {"solver": "icem", "samples": 150, "iterations": 15}
+    (tmp_path / "tworoom" / "icem" / "results.json").write_text(json.dumps(res))
+    (tmp_path / "tworoom" / "other").mkdir()  # an evaluation of another checkpoint: no row
+    stray = {**res, "checkpoint": "checkpoints/reacher"}
+    (tmp_path / "tworoom" / "other" / "results.json").write_text(json.dumps(stray))
+    table = build_table(tmp_path)
+    row = next(line for line in table.splitlines() if "`checkpoints/tworoom/icem`" in line)
+    assert "icem 150×15, budget 50" in row and "97.5–100.0 (150/150)" in row
+    assert "7 ep / 70 rows | 20 |" in row  # the world model's training facts
+    assert "checkpoints/tworoom/other" not in table
+
+
 def test_the_cost_table_computes_rates_from_the_recorded_stages(tmp_path):
     for env in ("cube", "pusht"):
         (tmp_path / env).mkdir()

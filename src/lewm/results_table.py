@@ -25,12 +25,12 @@ ENV_ORDER = ("tworoom", "pusht", "reacher", "cube")
 
 
 def _row(folder: Path, root: Path) -> dict:
-    """One table row from ``folder/results.json``: a world model's folder, or its ``policy/``
-    subfolder (an amortised policy on that frozen world model, whose training facts are the
-    world model's)."""
+    """One table row from ``folder/results.json``: a world model's folder, or a subfolder
+    holding another evaluation of that world model (an amortised policy, ``policy/``; another
+    solver, e.g. ``icem/``), whose training facts are the world model's."""
     res = json.loads((folder / "results.json").read_text())
     policy = res.get("policy")
-    model_folder = folder.parent if policy else folder
+    model_folder = folder.parent if folder.parent != root else folder
     info_path = model_folder / "training.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     eps = res["episodes"]
@@ -83,10 +83,15 @@ def _solver_label(solver: dict, policy: dict | None) -> str:
 
 
 def _evaluated(root: Path) -> list[Path]:
-    """Folders with a results.json: shipped checkpoints, and their subfolders holding the
-    evaluation of a policy on that checkpoint (``policy/``, ``policy-cem/``)."""
-    policies = [p for p in root.glob("*/*/results.json") if "policy" in json.loads(p.read_text())]
-    return sorted(p.parent for p in [*root.glob("*/results.json"), *policies])
+    """Folders with a results.json: shipped checkpoints, and their subfolders holding another
+    evaluation of that checkpoint (``policy/``, ``policy-cem/``, ``icem/``: the results.json
+    names the parent folder as its checkpoint)."""
+    subs = [
+        p
+        for p in root.glob("*/*/results.json")
+        if Path(json.loads(p.read_text()).get("checkpoint", "")).name == p.parent.parent.name
+    ]
+    return sorted(p.parent for p in [*root.glob("*/results.json"), *subs])
 
 
 def build_table(checkpoints: str | Path = "checkpoints") -> str:
@@ -185,8 +190,9 @@ def write_results_md(checkpoints: str | Path = "checkpoints") -> str:
     parts = [
         "# Results: LeWM trained and evaluated on this project's CPU\n",
         "Written by `lewm results table` from `checkpoints/*/results.json` (and "
-        "`checkpoints/*/*/results.json` of a policy: an amortised policy on that frozen world "
-        "model, alone or as CEM's initial mean); do not edit by hand.",
+        "`checkpoints/*/*/results.json`: another evaluation of that frozen world model, with an "
+        "amortised policy alone or as CEM's initial mean, or with another solver); do not edit "
+        "by hand.",
         "Protocol (spec §7): start/goal pairs drawn from a **held-out** file collected with "
         "another seed, goal 25 steps ahead, budget 50 steps, success if the environment's "
         "test fires at any step; evaluation seeds 42, 43, 44 with 50 pairs each. The random "
