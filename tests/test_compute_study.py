@@ -129,3 +129,19 @@ def test_studied_budgets_follow_the_committed_studies():
         low, high = rows[study["reference"]]["wilson95"]
         quoted = (rows[budget.name]["pooled_success"], rows[study["reference"]]["pooled_success"])
         assert f"{quoted[0]:.1f} % against {quoted[1]:.1f} % [{low:.1f}, {high:.1f}]" in budget.why
+
+
+def test_the_plot_takes_settings_at_0_and_100_percent(tmp_path):
+    """Wilson's interval ends at the point itself there (up to rounding): no negative bar."""
+    from lewm.eval.scoring import wilson_percent
+    from lewm.eval.study import plot_study
+
+    rows = [
+        {**row(name, passes, 100.0 * k / 150, list(wilson_percent(k, 150))), "curve": curve,
+         "samples": s, "iterations": i}
+        for name, passes, k, curve, s, i in (("cem_300x30", 81000, 144, "cem", 300, 30),
+                                             ("icem_150x15", 20250, 150, "icem", 150, 15),
+                                             ("mppi_100x10", 9000, 0, "mppi", 100, 10))
+    ]  # fmt: skip
+    plot_study(rows, tmp_path / "p.png", "t")
+    assert (tmp_path / "p.png").stat().st_size > 1000

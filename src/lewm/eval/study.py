@@ -162,9 +162,10 @@ def plot_study(rows: Sequence[Mapping[str, Any]], path, title: str) -> None:
         # matched budgets share an x: curves are offset by 2 % each so none hides another
         x = [r["token_passes_per_decision"] * 1.02**k for r in pts]
         y = [r["pooled_success"] for r in pts]
+        # at 0 % or 100 % the interval's end is the point itself, up to rounding: clamp at 0
         err = [
-            [yi - r["wilson95"][0] for yi, r in zip(y, pts, strict=True)],
-            [r["wilson95"][1] - yi for yi, r in zip(y, pts, strict=True)],
+            [max(0.0, yi - r["wilson95"][0]) for yi, r in zip(y, pts, strict=True)],
+            [max(0.0, r["wilson95"][1] - yi) for yi, r in zip(y, pts, strict=True)],
         ]
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=curve)
         for xi, yi, r in zip(x, y, pts, strict=True):
