@@ -89,3 +89,26 @@ def test_the_shipped_policy_evaluations_are_of_these_files(name, sub):
         assert res["policy"]["files"][f"checkpoints/{name}/policy/{file}"] == digest
     weights = hashlib.sha256((CHECKPOINTS / name / "model.safetensors").read_bytes())
     assert res["weights_sha256"] == weights.hexdigest()
+
+
+SOLVER_EVALS = {("tworoom", "icem"): ("icem", 100, 10)}  # other solvers' rows in RESULTS.md
+
+
+def test_the_solver_evaluations_are_the_listed_ones():
+    found = {
+        (p.parent.parent.name, p.parent.name)
+        for p in CHECKPOINTS.glob("*/*/results.json")
+        if json.loads(p.read_text()).get("policy") is None
+    }
+    assert found == set(SOLVER_EVALS)
+
+
+@pytest.mark.parametrize("name, sub", sorted(SOLVER_EVALS))
+def test_the_solver_evaluations_are_of_these_weights_with_their_solver(name, sub):
+    res = json.loads((CHECKPOINTS / name / sub / "results.json").read_text())
+    assert res["held_out"] is True and res["seeds"] == [42, 43, 44] and len(res["episodes"]) == 150
+    solver = res["solver"]
+    assert (solver["solver"], solver["samples"], solver["iterations"]) == SOLVER_EVALS[name, sub]
+    assert res["command"][-2:] == ["--out", f"checkpoints/{name}/{sub}"]
+    weights = hashlib.sha256((CHECKPOINTS / name / "model.safetensors").read_bytes())
+    assert res["weights_sha256"] == weights.hexdigest()
