@@ -91,14 +91,12 @@ def collect_sharded(
             )
         files.append(part)
     request = {"env": env, "policy": policy, "image_size": image_size, "seed": seed}
-    merge_shards(files, out, shard_episodes, request, collect_kwargs.get("compression", "gzip"))
+    merge_shards(files, out, request, collect_kwargs.get("compression", "gzip"))
     shutil.rmtree(parts)
     return out
 
 
-def merge_shards(
-    files: list[Path], out: Path, shard_episodes: int, request: dict, compression: str
-) -> Path:
+def merge_shards(files: list[Path], out: Path, request: dict, compression: str) -> Path:
     """Copy the episodes of ``files`` (in order) into ``out``, atomically.
 
     ``request`` (env, policy, image_size, seed) must match every shard's metadata, so
@@ -110,7 +108,7 @@ def merge_shards(
     for path in files:
         with open_h5(path) as f:
             metas.append(json.loads(f.attrs.get("lewm_meta", "{}")))
-    meta = _merged_meta(metas, shard_episodes)
+    meta = _merged_meta(metas)
     asked = {k: v for k, v in request.items() if meta.get(k) != v}
     if asked:
         raise DatasetError(
@@ -142,7 +140,7 @@ def creation_order(f) -> list[str]:
     return sorted(f.keys(), key=lambda name: h5py.h5o.get_info(f[name].id).addr)
 
 
-def _merged_meta(metas: list[dict], shard_episodes: int) -> dict:
+def _merged_meta(metas: list[dict]) -> dict:
     """The one-shot collection's metadata: shards must agree on everything but their range."""
     first = dict(metas[0])
     first.pop("first_episode", None)
