@@ -16,10 +16,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from cli_faults import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lewm.cli import main
 from lewm.config import Config
 
 # LEWM_FUZZ_EXAMPLES=2000 fuzzes deeper (with fresh random examples each run).
@@ -30,13 +30,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=not _EXAMPLES,  # by default the same examples every run: reproducible
 )
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def assert_ok_or_one_error(rc: int, err: str) -> None:

@@ -1,16 +1,15 @@
-"""Fault injection, bad inputs: every malformed file, checkpoint and value ends in one
+"""Fault injection, bad files: every malformed HDF5 file and checkpoint ends in one
 ``error:`` line and exit 2 (issue 16, groups 8 and 9), and nothing that looks valid is left.
+Bad values and output pipes: ``test_faults_values.py``.
 
 Commands run in-process through :func:`lewm.cli.main` (the same error boundary as the
-console script, much faster); the broken pipe runs the real console script.
+console script, much faster).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,29 +17,14 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
-from lewm.cli import main
-
-LEWM = shutil.which("lewm", path=str(Path(sys.executable).parent)) or "lewm"
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_one_error(rc: int, err: str, *, contains: str | None = None) -> str:
-    """Exit 2, exactly one ``error:`` line, no traceback; returns the line."""
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert rc == 2, err
-    assert len(lines) == 1, err
-    assert "Traceback" not in err, err
-    if contains is not None:
-        assert contains in lines[0], lines[0]
-    return lines[0]
-
+from cli_faults import (
+    assert_one_error,
+    eval_args,
+    make_good_ckpt,
+    make_good_h5,
+    no_eval_output,
+    run_cli,
+)
 
 # --------------------------------------------------------------------------- files
 
@@ -52,9 +36,7 @@ def root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def good_h5(root) -> Path:
-    from lewm.envs.collect import collect
-
-    return collect("tworoom", "expert", 4, 32, 0, root / "good.h5", max_steps=30, progress=False)
+    return make_good_h5(root)
 
 
 def _edit(f: h5py.File, name: str, data) -> None:
@@ -139,20 +121,7 @@ def _h5_expected(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def good_ckpt(root) -> Path:
-    from lewm.checkpoint import run_metadata, save_model
-    from lewm.config import preset
-    from lewm.data.normalize import ActionNormalizer
-    from lewm.model.world_model import LeWM
-
-    cfg = preset("tiny")
-    cfg.model.action_dim = 2
-    torch.manual_seed(0)
-    model = LeWM(cfg.model, ActionNormalizer((0.0, 0.0), (1.0, 1.0)))
-    folder = root / "ckpt"
-    folder.mkdir()
-    meta = run_metadata(cfg, model.action_normalizer, {"path": "elsewhere.h5", "env": "tworoom"}, 0)
-    save_model(folder, model, meta)
-    return folder
+    return make_good_ckpt(root)
 
 
 def _weights(fn):
@@ -245,19 +214,6 @@ def bad_ckpt(root, good_ckpt) -> dict[str, Path]:
     return out
 
 
-def _eval_args(ckpt, data, out):
-    return (
-        "eval", "--ckpt", ckpt, "--env", "tworoom", "--data", data, "--out", out,
-        "--episodes", "1", "--seeds", "0", "--budget", "5", "--goal-offset", "5",
-        "--horizon", "1", "--samples", "4", "--iters", "1", "--device", "cpu",
-        "--identity-normalizer",
-    )  # fmt: skip
-
-
-def _no_eval_output(out: Path) -> None:
-    assert not (out / "results.json").exists()
-
-
 # --------------------------------------------------------------------------- HDF5 classes
 
 
@@ -281,9 +237,9 @@ def test_malformed_h5_train(capsys, bad_h5, tmp_path, name):
 @pytest.mark.parametrize("name", H5_CLASSES)
 def test_malformed_h5_eval(capsys, bad_h5, good_ckpt, tmp_path, name):
     out = tmp_path / "eval"
-    rc, _, err = run_cli(capsys, *_eval_args(good_ckpt, bad_h5[name], out))
+    rc, _, err = run_cli(capsys, *eval_args(good_ckpt, bad_h5[name], out))
     assert_one_error(rc, err)
-    _no_eval_output(out)
+    no_eval_output(out)
 
 
 def test_data_info_reads_a_sample_of_chunks(bad_h5, good_h5):
@@ -309,139 +265,14 @@ def test_malformed_checkpoint_info(capsys, bad_ckpt, name):
 @pytest.mark.parametrize("name", CKPT_CLASSES)
 def test_malformed_checkpoint_eval(capsys, bad_ckpt, good_h5, tmp_path, name):
     out = tmp_path / "eval"
-    rc, _, err = run_cli(capsys, *_eval_args(bad_ckpt[name], good_h5, out))
+    rc, _, err = run_cli(capsys, *eval_args(bad_ckpt[name], good_h5, out))
     assert_one_error(rc, err, contains=CKPT_CLASSES[name][1])
-    _no_eval_output(out)
+    no_eval_output(out)
 
 
 def test_good_checkpoint_and_file_evaluate(capsys, good_ckpt, good_h5, tmp_path):
     """The fixtures themselves are valid: the same command on them succeeds."""
     out = tmp_path / "eval"
-    rc, stdout, err = run_cli(capsys, *_eval_args(good_ckpt, good_h5, out))
+    rc, stdout, err = run_cli(capsys, *eval_args(good_ckpt, good_h5, out))
     assert rc == 0, err
     assert json.loads((out / "results.json").read_text())["episodes_per_seed"] == 1
-
-
-# --------------------------------------------------------------------------- values
-
-
-@pytest.mark.parametrize(
-    "item, key",
-    [
-        ("train.log_every=0", "train.log_every"),
-        ("train.save_every=0", "train.save_every"),
-        ("train.val_every=0", "train.val_every"),
-        ("optim.beta1=2", "optim.beta1"),
-        ("model.embed_dim=0", "model.embed_dim"),
-        ("optim.grad_clip=-1", "optim.grad_clip"),
-        ("train.epochs=-1", "train.epochs"),
-        ("optim.lr=nan", "optim.lr"),
-        ("optim.lr=inf", "optim.lr"),
-        ("train.seed=-1", "train.seed"),
-        (f"train.seed={2**64}", "train.seed"),
-        ("model.encoder.image_size=-32", "model.encoder.image_size"),
-        ("model.predictor.num_frames=2.5", "model.predictor.num_frames"),
-    ],
-)
-def test_bad_values_info_and_train(capsys, good_h5, tmp_path, item, key):
-    rc, out, err = run_cli(capsys, "info", "--preset", "tiny", "--set", item)
-    assert_one_error(rc, err, contains=key)
-    run = tmp_path / "run"
-    rc, _, err = run_cli(
-        capsys, "train", "--data", good_h5, "--preset", "tiny", "--out", run,
-        "--set", "train.steps=0", "--set", item, "--device", "cpu", "--no-progress",
-    )  # fmt: skip
-    assert_one_error(rc, err, contains=key)
-    assert not (run / "config.json").exists()
-
-
-@pytest.mark.parametrize("seed", ["-1", str(2**64), str(2**63)])
-def test_bad_seeds_everywhere(capsys, good_h5, good_ckpt, tmp_path, seed):
-    rc, _, err = run_cli(
-        capsys, "collect", "--env", "tworoom", "--episodes", "1", "--seed", seed,
-        "--out", tmp_path / "c.h5", "--no-progress",
-    )  # fmt: skip
-    assert_one_error(rc, err, contains="seed")
-    assert not list(tmp_path.iterdir())
-    rc, _, err = run_cli(
-        capsys, "train", "--data", good_h5, "--preset", "tiny", "--out", tmp_path / "r",
-        "--seed", seed, "--device", "cpu", "--no-progress",
-    )  # fmt: skip
-    assert_one_error(rc, err, contains="seed")
-    args = list(_eval_args(good_ckpt, good_h5, tmp_path / "e"))
-    args[args.index("--seeds") + 1] = seed
-    rc, _, err = run_cli(capsys, *args)
-    assert_one_error(rc, err, contains="seed")
-    assert not list(tmp_path.iterdir())
-
-
-def test_extreme_action_statistics_warn(capsys, root, good_h5):
-    """One interior action of 1e30 (issue 16 §9): fitting warns, data info says so."""
-    from lewm.data.normalize import ActionNormalizer
-
-    path = root / "extreme.h5"
-    shutil.copy(good_h5, path)
-    with h5py.File(path, "r+") as f:
-        a = f["action"][()]
-        a[3, 0] = 1e30
-        f["action"][...] = a
-    with pytest.warns(UserWarning, match="extreme value 1e\\+30"):
-        ActionNormalizer.fit(a)
-    rc, out, err = run_cli(capsys, "data", "info", path)
-    assert rc == 0 and "warning: action dimension 0 holds an extreme value" in out
-
-
-def test_states_outside_the_environment_are_not_silently_solved(capsys, root, good_ckpt, good_h5):
-    """States far outside the arena (issue 16 §9): a warning says 'already solved' means nothing."""
-    path = root / "outside.h5"
-    shutil.copy(good_h5, path)
-    with h5py.File(path, "r+") as f:
-        for name in ("proprio", "pos_agent", "state", "goal_state", "observation"):
-            f[name][...] = f[name][()] + 1e4
-    out = root / "outside_eval"
-    rc, _, err = run_cli(capsys, *_eval_args(good_ckpt, path, out))
-    assert rc == 0, err
-    results = json.loads((out / "results.json").read_text())
-    assert any("outside the tworoom arena" in w for w in results["warnings"])
-    assert "outside the tworoom arena" in err
-
-
-# --------------------------------------------------------------------------- output pipes
-
-
-def test_info_json_into_a_closed_pipe():
-    """`lewm info --json | head` (issue 16 §8): the reader went away; one line, exit 2."""
-    proc = subprocess.Popen(
-        [LEWM, "info", "--preset", "paper", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    proc.stdout.close()  # like `head` exiting before lewm writes
-    err = proc.stderr.read()
-    rc = proc.wait(timeout=120)
-    assert_one_error(rc, err, contains="broken pipe")
-    assert "Exception ignored" not in err
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("{not json", "invalid JSON"),
-        ("[1, 2]", "expected a JSON object"),
-        ('{"split": "episode", "val_episodes": ["a"]}', "val_episodes"),
-        ('{"split": "episode", "val_episodes": [99]}', "val_episodes"),
-    ],
-)
-def test_damaged_split_json_in_eval(capsys, root, good_ckpt, good_h5, tmp_path, text, expected):
-    """Evaluating on the training file reads the run's split.json: damage is one line."""
-    run = tmp_path / "run"
-    shutil.copytree(good_ckpt, run)
-    meta = json.loads((run / "config.json").read_text())
-    meta["data"]["path"] = str(good_h5.resolve())
-    (run / "config.json").write_text(json.dumps(meta))
-    (run / "split.json").write_text(text)
-    out = tmp_path / "eval"
-    rc, _, err = run_cli(capsys, *_eval_args(run, good_h5, out))
-    assert_one_error(rc, err, contains=expected)
-    _no_eval_output(out)

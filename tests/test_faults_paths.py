@@ -9,21 +9,10 @@ import subprocess
 
 import pytest
 import torch
+from cli_faults import assert_one_error, run_cli
 
-from lewm.cli import main
 from lewm.errors import ConfigError, DatasetError
 from lewm.paths import OutputPathError, check_output_dir, check_output_file
-
-
-def run_cli(capsys, *args) -> tuple[int, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    return rc, capsys.readouterr().err
-
-
-def one_error(rc: int, err: str, contains: str) -> None:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert rc == 2 and len(lines) == 1 and contains in lines[0] and "Traceback" not in err, err
 
 
 @pytest.fixture
@@ -159,11 +148,11 @@ def test_eval_out_is_checked_before_the_evaluation(
 ):
     data, ckpt = data_and_ckpt
     out = make(tree, data, ckpt)
-    rc, err = run_cli(
+    rc, _, err = run_cli(
         capsys, "eval", "--ckpt", ckpt, "--env", "tworoom", "--data", data, "--out", out,
         "--episodes", "1", "--seeds", "0", "--device", "cpu",
     )  # fmt: skip
-    one_error(rc, err, message)
+    assert_one_error(rc, err, contains=message)
     assert not (ckpt / "results.json").exists()
 
 
@@ -171,11 +160,11 @@ def test_eval_out_read_only_before_the_evaluation(
     capsys, read_only_dir, data_and_ckpt, no_evaluation
 ):
     data, ckpt = data_and_ckpt
-    rc, err = run_cli(
+    rc, _, err = run_cli(
         capsys, "eval", "--ckpt", ckpt, "--env", "tworoom", "--data", data,
         "--out", read_only_dir / "eval", "--episodes", "1", "--seeds", "0", "--device", "cpu",
     )  # fmt: skip
-    one_error(rc, err, "--out")
+    assert_one_error(rc, err, contains="--out")
 
 
 @pytest.mark.parametrize(
@@ -189,8 +178,8 @@ def test_eval_out_read_only_before_the_evaluation(
 )
 def test_report_out(capsys, tree, data_and_ckpt, make, message):
     _, ckpt = data_and_ckpt
-    rc, err = run_cli(capsys, "report", ckpt, "--out", make(tree, ckpt))
-    one_error(rc, err, message)
+    rc, _, err = run_cli(capsys, "report", ckpt, "--out", make(tree, ckpt))
+    assert_one_error(rc, err, contains=message)
 
 
 @pytest.mark.parametrize(
@@ -204,6 +193,6 @@ def test_report_out(capsys, tree, data_and_ckpt, make, message):
 )
 def test_preview_out(capsys, tree, data_and_ckpt, make, message):
     data, _ = data_and_ckpt
-    rc, err = run_cli(capsys, "data", "preview", data, "--out", make(tree))
-    one_error(rc, err, message)
+    rc, _, err = run_cli(capsys, "data", "preview", data, "--out", make(tree))
+    assert_one_error(rc, err, contains=message)
     assert sorted(p.name for p in tree.iterdir()) == ["dir", "file"]
