@@ -1,49 +1,35 @@
 """End-to-end through the installed ``lewm`` console script."""
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-LEWM = shutil.which("lewm", path=str(Path(sys.executable).parent)) or "lewm"
-
-
-def run(*args, check=True):
-    proc = subprocess.run([LEWM, *map(str, args)], capture_output=True, text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"lewm {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
+from cli_helpers import run_console
 
 
 def test_help_lists_commands():
-    out = run("--help").stdout
+    out = run_console("--help").stdout
     for cmd in ("info", "train"):
         assert cmd in out
 
 
 def test_info_paper_json():
-    out = json.loads(run("info", "--preset", "paper", "--json").stdout)
+    out = json.loads(run_console("info", "--preset", "paper", "--json").stdout)
     assert out["params"] == 18_034_478
     assert out["config"]["model"]["encoder"]["image_size"] == 224 and out["preset"] == "paper"
 
 
 def test_info_cube_and_overrides():
-    out = json.loads(run("info", "--preset", "paper", "--action-dim", "5", "--json").stdout)
+    out = json.loads(run_console("info", "--preset", "paper", "--action-dim", "5", "--json").stdout)
     assert out["params"] == 18_034_628
     out = json.loads(
-        run("info", "--preset", "tiny", "--set", "model.predictor.depth=1", "--json").stdout
+        run_console("info", "--preset", "tiny", "--set", "model.predictor.depth=1", "--json").stdout
     )
     assert out["config"]["model"]["predictor"]["depth"] == 1
 
 
 def test_train_end_to_end_and_load(tmp_path, synthetic_h5):
     out = tmp_path / "run"
-    proc = run(
+    proc = run_console(
         "train",
         "--data",
         synthetic_h5,
@@ -64,9 +50,9 @@ def test_train_end_to_end_and_load(tmp_path, synthetic_h5):
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["step"] == 6
     assert (out / "model.safetensors").exists() and (out / "train_state.pt").exists()
-    info = json.loads(run("info", "--ckpt", out, "--json").stdout)
+    info = json.loads(run_console("info", "--ckpt", out, "--json").stdout)
     assert info["preset"] == "tiny" and info["params"] > 0
-    proc = run(
+    proc = run_console(
         "train",
         "--data",
         synthetic_h5,
@@ -87,7 +73,7 @@ def test_train_end_to_end_and_load(tmp_path, synthetic_h5):
 def test_tensorboard_option(tmp_path, synthetic_h5):
     pytest.importorskip("tensorboard")
     out = tmp_path / "run"
-    run(
+    run_console(
         "train",
         "--data",
         synthetic_h5,
@@ -115,7 +101,7 @@ def test_tensorboard_option(tmp_path, synthetic_h5):
 )
 def test_train_bad_input_exits_2(tmp_path, synthetic_h5, args, message):
     out = tmp_path / "run"
-    proc = run(
+    proc = run_console(
         "train", "--data", synthetic_h5, "--preset", "tiny", "--out", out, *args, check=False
     )
     if "cuda" in args:
@@ -129,7 +115,7 @@ def test_train_bad_input_exits_2(tmp_path, synthetic_h5, args, message):
 
 
 def test_train_missing_data_file(tmp_path):
-    proc = run(
+    proc = run_console(
         "train",
         "--data",
         tmp_path / "none.h5",

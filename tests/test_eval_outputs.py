@@ -4,16 +4,10 @@ border) and the console script end to end (summary line, results.json, one-line 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-LEWM = shutil.which("lewm", path=str(Path(sys.executable).parent)) or "lewm"
-
+from cli_helpers import run_console
 
 # --------------------------------------------------------------------------- videos
 
@@ -41,22 +35,13 @@ def test_gif_panels(tmp_path):
 # --------------------------------------------------------------------------- console script
 
 
-def lewm(*args, check=True):
-    proc = subprocess.run([LEWM, *map(str, args)], capture_output=True, text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"lewm {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
 def test_console_script_end_to_end(tmp_path):
     data, run, out = tmp_path / "tr.h5", tmp_path / "run", tmp_path / "eval"
-    lewm("collect", "--env", "tworoom", "--policy", "expert", "--episodes", 6, "--image-size", 32,
+    run_console("collect", "--env", "tworoom", "--policy", "expert", "--episodes", 6, "--image-size", 32,
          "--seed", 0, "--out", data, "--no-progress")  # fmt: skip
-    lewm("train", "--data", data, "--preset", "tiny", "--set", "model.encoder.image_size=32",
+    run_console("train", "--data", data, "--preset", "tiny", "--set", "model.encoder.image_size=32",
          "--out", run, "--steps", 3, "--no-progress", "--device", "cpu")  # fmt: skip
-    proc = lewm("eval", "--ckpt", run, "--env", "tworoom", "--data", data, "--episodes", 2,
+    proc = run_console("eval", "--ckpt", run, "--env", "tworoom", "--data", data, "--episodes", 2,
                 "--samples", 16, "--iters", 2, "--video", 1, "--device", "cpu", "--out", out)  # fmt: skip
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     res = json.loads((out / "results.json").read_text())
@@ -69,7 +54,7 @@ def test_console_script_end_to_end(tmp_path):
     assert len(list((out / "videos").glob("*.gif"))) == 1
     # bad input: non-zero exit, a one-line error, no results.json
     bad = tmp_path / "bad"
-    proc = lewm("eval", "--ckpt", run, "--env", "tworoom", "--data", data, "--goal-offset", 500,
+    proc = run_console("eval", "--ckpt", run, "--env", "tworoom", "--data", data, "--goal-offset", 500,
                 "--out", bad, check=False)  # fmt: skip
     assert proc.returncode == 2 and "error: no valid start states" in proc.stderr
     assert not (bad / "results.json").exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from cli_faults import run_cli
+from cli_helpers import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -17,26 +17,14 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from cli_faults import (
+from cli_helpers import (
     assert_one_error,
     eval_args,
-    make_good_ckpt,
-    make_good_h5,
     no_eval_output,
     run_cli,
 )
 
 # --------------------------------------------------------------------------- files
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("faults")
-
-
-@pytest.fixture(scope="module")
-def good_h5(root) -> Path:
-    return make_good_h5(root)
 
 
 def _edit(f: h5py.File, name: str, data) -> None:
@@ -90,10 +78,10 @@ H5_CLASSES = [*H5_EDITS, "corrupt_chunks", "not_hdf5", "empty_file"]
 
 
 @pytest.fixture(scope="module")
-def bad_h5(root, good_h5) -> dict[str, Path]:
+def bad_h5(fault_root, good_h5) -> dict[str, Path]:
     out = {}
     for name in H5_CLASSES:
-        path = root / f"{name}.h5"
+        path = fault_root / f"{name}.h5"
         shutil.copy(good_h5, path)
         if name in H5_EDITS:
             with h5py.File(path, "r+") as f:
@@ -117,11 +105,6 @@ def _h5_expected(name: str) -> str:
 
 
 # --------------------------------------------------------------------------- checkpoints
-
-
-@pytest.fixture(scope="module")
-def good_ckpt(root) -> Path:
-    return make_good_ckpt(root)
 
 
 def _weights(fn):
@@ -204,10 +187,10 @@ CKPT_CLASSES: dict[str, tuple[Callable, str]] = {  # name -> (edit, expected in 
 
 
 @pytest.fixture(scope="module")
-def bad_ckpt(root, good_ckpt) -> dict[str, Path]:
+def bad_ckpt(fault_root, good_ckpt) -> dict[str, Path]:
     out = {}
     for name, (edit, _) in CKPT_CLASSES.items():
-        folder = root / f"ckpt_{name}"
+        folder = fault_root / f"ckpt_{name}"
         shutil.copytree(good_ckpt, folder)
         edit(folder)
         out[name] = folder

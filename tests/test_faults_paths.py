@@ -8,8 +8,7 @@ import os
 import subprocess
 
 import pytest
-import torch
-from cli_faults import assert_one_error, run_cli
+from cli_helpers import assert_one_error, run_cli
 
 from lewm.errors import ConfigError, DatasetError
 from lewm.paths import OutputPathError, check_output_dir, check_output_file
@@ -101,24 +100,8 @@ def test_read_only_folders(read_only_dir):
 
 
 @pytest.fixture(scope="module")
-def data_and_ckpt(tmp_path_factory):
-    from lewm.checkpoint import run_metadata, save_model
-    from lewm.config import preset
-    from lewm.data.normalize import ActionNormalizer
-    from lewm.envs.collect import collect
-    from lewm.model.world_model import LeWM
-
-    root = tmp_path_factory.mktemp("paths")
-    data = collect("tworoom", "expert", 3, 32, 0, root / "d.h5", max_steps=20, progress=False)
-    cfg = preset("tiny")
-    cfg.model.action_dim = 2
-    torch.manual_seed(0)
-    model = LeWM(cfg.model, ActionNormalizer((0.0, 0.0), (1.0, 1.0)))
-    ckpt = root / "ckpt"
-    ckpt.mkdir()
-    meta = run_metadata(cfg, model.action_normalizer, {"path": "other.h5", "env": "tworoom"}, 0)
-    save_model(ckpt, model, meta)
-    return data, ckpt
+def data_and_ckpt(good_h5, good_ckpt):
+    return good_h5, good_ckpt
 
 
 @pytest.fixture

@@ -7,35 +7,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import h5py
 import pytest
-from cli_faults import (
+from cli_helpers import (
     LEWM,
     assert_one_error,
     eval_args,
-    make_good_ckpt,
-    make_good_h5,
     no_eval_output,
     run_cli,
 )
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("faults_values")
-
-
-@pytest.fixture(scope="module")
-def good_h5(root) -> Path:
-    return make_good_h5(root)
-
-
-@pytest.fixture(scope="module")
-def good_ckpt(root) -> Path:
-    return make_good_ckpt(root)
-
 
 # --------------------------------------------------------------------------- values
 
@@ -90,11 +71,11 @@ def test_bad_seeds_everywhere(capsys, good_h5, good_ckpt, tmp_path, seed):
     assert not list(tmp_path.iterdir())
 
 
-def test_extreme_action_statistics_warn(capsys, root, good_h5):
+def test_extreme_action_statistics_warn(capsys, fault_root, good_h5):
     """One interior action of 1e30 (issue 16 §9): fitting warns, data info says so."""
     from lewm.data.normalize import ActionNormalizer
 
-    path = root / "extreme.h5"
+    path = fault_root / "extreme.h5"
     shutil.copy(good_h5, path)
     with h5py.File(path, "r+") as f:
         a = f["action"][()]
@@ -106,14 +87,16 @@ def test_extreme_action_statistics_warn(capsys, root, good_h5):
     assert rc == 0 and "warning: action dimension 0 holds an extreme value" in out
 
 
-def test_states_outside_the_environment_are_not_silently_solved(capsys, root, good_ckpt, good_h5):
+def test_states_outside_the_environment_are_not_silently_solved(
+    capsys, fault_root, good_ckpt, good_h5
+):
     """States far outside the arena (issue 16 §9): a warning says 'already solved' means nothing."""
-    path = root / "outside.h5"
+    path = fault_root / "outside.h5"
     shutil.copy(good_h5, path)
     with h5py.File(path, "r+") as f:
         for name in ("proprio", "pos_agent", "state", "goal_state", "observation"):
             f[name][...] = f[name][()] + 1e4
-    out = root / "outside_eval"
+    out = fault_root / "outside_eval"
     rc, _, err = run_cli(capsys, *eval_args(good_ckpt, path, out))
     assert rc == 0, err
     results = json.loads((out / "results.json").read_text())
@@ -148,7 +131,9 @@ def test_info_json_into_a_closed_pipe():
         ('{"split": "episode", "val_episodes": [99]}', "val_episodes"),
     ],
 )
-def test_damaged_split_json_in_eval(capsys, root, good_ckpt, good_h5, tmp_path, text, expected):
+def test_damaged_split_json_in_eval(
+    capsys, fault_root, good_ckpt, good_h5, tmp_path, text, expected
+):
     """Evaluating on the training file reads the run's split.json: damage is one line."""
     run = tmp_path / "run"
     shutil.copytree(good_ckpt, run)

@@ -1,18 +1,28 @@
-"""Shared helpers of the fault-injection tests: run a command in-process, check its one
-error line, and build the small valid file and checkpoint that each fault then breaks."""
+"""Shared helpers of the command-line tests: run a command in-process or as the console
+script, check its one error line, and the smallest ``lewm eval`` of a checkpoint.
+The good file and checkpoint the fault tests break are fixtures (``conftest.py``)."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
-
-import torch
 
 from lewm.cli import main
 
 LEWM = shutil.which("lewm", path=str(Path(sys.executable).parent)) or "lewm"
 """The real console script (for faults the in-process call cannot show, e.g. pipes)."""
+
+
+def run_console(*args, check: bool = True) -> subprocess.CompletedProcess:
+    """``lewm ARGS`` as the real console script; ``check``: fail with its output if rc != 0."""
+    proc = subprocess.run([LEWM, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"lewm {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
@@ -32,31 +42,6 @@ def assert_one_error(rc: int, err: str, *, contains: str | None = None) -> str:
     if contains is not None:
         assert contains in lines[0], lines[0]
     return lines[0]
-
-
-def make_good_h5(root: Path) -> Path:
-    """Four short TwoRoom expert episodes at 32x32."""
-    from lewm.envs.collect import collect
-
-    return collect("tworoom", "expert", 4, 32, 0, root / "good.h5", max_steps=30, progress=False)
-
-
-def make_good_ckpt(root: Path) -> Path:
-    """A tiny untrained world model saved as a run folder."""
-    from lewm.checkpoint import run_metadata, save_model
-    from lewm.config import preset
-    from lewm.data.normalize import ActionNormalizer
-    from lewm.model.world_model import LeWM
-
-    cfg = preset("tiny")
-    cfg.model.action_dim = 2
-    torch.manual_seed(0)
-    model = LeWM(cfg.model, ActionNormalizer((0.0, 0.0), (1.0, 1.0)))
-    folder = root / "ckpt"
-    folder.mkdir()
-    meta = run_metadata(cfg, model.action_normalizer, {"path": "elsewhere.h5", "env": "tworoom"}, 0)
-    save_model(folder, model, meta)
-    return folder
 
 
 def eval_args(ckpt, data, out) -> tuple:
