@@ -12,7 +12,7 @@ import lewm
 from lewm.cli import main
 from lewm.errors import CheckpointError
 from lewm.eval.scoring import wilson_percent
-from lewm.results_table import build_table, cost_table
+from lewm.results_table import baselines_note, build_table, cost_table
 from lewm.ship import ship_run
 
 
@@ -145,6 +145,18 @@ def test_another_solvers_subfolder_is_a_row_and_a_stray_subfolder_is_not(tmp_pat
     assert "icem 150×15, budget 50" in row and "97.5–100.0 (150/150)" in row
     assert "7 ep / 70 rows | 20 |" in row  # the world model's training facts
     assert "checkpoints/tworoom/other" not in table
+
+
+def test_the_baselines_note_names_the_pldm_rows_still_missing_and_says_dinowm_is_not_measured(
+    tmp_path,
+):
+    assert "measured on no environment yet; not yet on tworoom, pusht." in baselines_note(tmp_path)
+    (tmp_path / "tworoom-pldm").mkdir()
+    res = {**_results("tworoom", [True, False]), "model": {"objective": "pldm"}}
+    (tmp_path / "tworoom-pldm" / "results.json").write_text(json.dumps(res))
+    note = baselines_note(tmp_path)
+    assert "measured on tworoom; not yet on pusht." in note
+    assert "DINO-WM: not measured here." in note and "--objective dinowm" in note
 
 
 def test_the_cost_table_computes_rates_from_the_recorded_stages(tmp_path):

@@ -152,6 +152,39 @@ def cost_table(checkpoints: str | Path = "checkpoints") -> str:
     return "\n".join(lines) + "\n"
 
 
+PLDM_ENVS = ("tworoom", "pusht")
+"""The environments issue 12 asks a measured PLDM row for."""
+
+DINOWM_COMMAND = (
+    "lewm train --objective dinowm --encoder-weights ~/models/dinov2-small --preset paper "
+    "--data data/pusht_train.h5 --out runs/pusht-dinowm --device cuda && lewm eval --ckpt "
+    "runs/pusht-dinowm --env pusht --data data/pusht_eval.h5 --seeds 42,43,44 "
+    "--out runs/pusht-dinowm/eval"
+)
+
+
+def baselines_note(checkpoints: str | Path = "checkpoints") -> str:
+    """Which baselines the table measures, which it does not yet, and why DINO-WM is not."""
+    root = Path(checkpoints)
+    pldm = {r["env"] for r in (_row(f, root) for f in _evaluated(root)) if r["objective"] == "pldm"}
+    measured = [e for e in ENV_ORDER if e in pldm]
+    missing = [e for e in PLDM_ENVS if e not in pldm]
+    lines = [
+        "## Baselines\n",
+        "- **PLDM** (`lewm train --objective pldm`: the LeWM row's architecture, data and recipe "
+        "with PLDM's six loss weights instead of SIGReg, spec §10.1): measured on "
+        + (", ".join(measured) or "no environment yet")
+        + (f"; not yet on {', '.join(missing)}." if missing else "."),
+        "- **DINO-WM: not measured here.** This machine has no pretrained DINOv2 ViT-S/14 "
+        "weights and `lewm` downloads nothing, so the DINO-WM column is the paper's figure "
+        "only. With the weights in a local Hugging Face folder and the PushT files of the "
+        "`pusht` row collected at 224×224 (`--image-size 224`), the comparison is one "
+        f"command (docs/baselines.md): `{DINOWM_COMMAND}`. Its planning cost is measured "
+        'here: README "Baselines" (`lewm bench plan --model dinowm`).\n',
+    ]
+    return "\n".join(lines)
+
+
 def _fmt(value, pattern: str) -> str:
     return "not recorded" if value is None else pattern.format(value)
 
@@ -210,6 +243,7 @@ def write_results_md(checkpoints: str | Path = "checkpoints") -> str:
             + ". See `docs/results.md` for the state of each.\n"
         )
     parts += [
+        baselines_note(checkpoints),
         "## What each run cost on this machine\n",
         "Wall-clock figures recorded by `lewm demo` (`training.json` → `stages`) and `lewm eval` "
         "(`results.json` → `timing`); the same caveat on shared cores applies.\n",
