@@ -67,7 +67,7 @@ def test_the_committed_evaluation_is_of_these_weights_and_portable(name):
         assert machine_path not in text
 
 
-POLICIES = ("tworoom", "reacher", "cube")  # shipped folders that also ship an amortised policy
+POLICIES = ("cube", "pusht", "reacher", "tworoom")  # checkpoints with an amortised policy
 POLICY_EVALS = {"policy": "policy", "policy-cem": "policy-init"}  # subfolder -> mode
 
 

@@ -75,11 +75,14 @@ RECIPES: dict[str, DemoConfig] = {
     ),
     # PushT: the expert pushes the block; patch 16 at 64x64 leaves a 4x4 grid, too coarse
     # for the block's angle (3,000 episodes, 3,000 steps: 4 %), so patch 8 (8x8 grid).
-    # Patch 8 costs 1.70 s per step on the AMD EPYC 2-core machine (0.42 at patch 16): 3,000
-    # steps (85 min) keep collection (7 min) + training + CEM 300x30 inside 2.5 hours.
+    # Patch 8 costs 1.70-1.81 s per step on the AMD EPYC 2-core machine (0.42 at patch 16):
+    # 3,000 steps (85-90 min) keep collection (9 min) + training + CEM 300x30 (26 min)
+    # inside 2.5 hours. The expert's max_speed 0.3 gives the reference data's action scale
+    # (std 0.205 against ~0.20, spec 8.2) and episode length (120 rows against ~125).
     "pusht": replace(
         DEMO,
         env="pusht",
+        policy_kwargs={"max_speed": 0.3},
         train_episodes=3000,
         train_steps=3000,
         overrides=["model.encoder.patch_size=8"],
