@@ -7,7 +7,9 @@ Runs ``lewm sweep`` (resumable: rerun the same command to continue) for
   one at a time, plus the default run once (nu and mu are 0 in the paper: scaling 0 is 0);
 
 all with the same data, preset, steps and evaluation, then writes ``OUT/sensitivity.json`` and
-``OUT/sensitivity.md``: per coefficient the success at 0.5x / 1x / 2x and the largest drop from 1x.
+``OUT/sensitivity.md``: per coefficient the success at 0.5x / 1x / 2x with its Wilson 95 %
+interval, the largest drop from 1x, and which scales' intervals are disjoint from 1x's
+(``lewm.analysis.sensitivity``). Rerunning a finished study only rewrites the table.
 
 Usage::
 
@@ -21,6 +23,9 @@ import argparse
 import json
 from pathlib import Path
 
+from lewm.analysis.sensitivity import SCALES, cell_from_results, markdown, sensitivity_row
+from lewm.checkpoint import atomic_write_bytes
+
 PLDM = {"alpha": 18.0, "beta": 12.0, "gamma": 0.2, "zeta": 0.7}
 LAMBDA = 0.09
 
@@ -32,15 +37,22 @@ def _sweep(args, param: str, values: list[float], objective: str, name: str) -> 
     argv = ["sweep", "--param", param, "--values", ",".join(f"{v:g}" for v in values),
             "--data", args.data, "--eval-data", args.eval_data, "--env", args.env,
             "--out", str(out), "--preset", args.preset, "--steps", str(args.steps),
-            "--objective", objective, "--seeds", args.seeds, "--iters", str(args.iters),
-            "--samples", str(args.samples)]  # fmt: skip
+            "--objective", objective, "--seeds", args.seeds, "--episodes", str(args.episodes),
+            "--iters", str(args.iters), "--samples", str(args.samples)]  # fmt: skip
     if main(argv) != 0:
         raise SystemExit(f"sweep {name} failed")
     return json.loads((out / "sweep.json").read_text())
 
 
-def _rates(sweep: dict) -> dict[float, float]:
-    return {float(r["value"]): r["success_rate"] for r in sweep["runs"]}
+def _results(args, sweep: dict, param: str, name: str) -> dict[float, dict]:
+    """Each value's results.json (the evaluation of its run)."""
+    from lewm.analysis.sweep import run_name
+
+    out = {}
+    for r in sweep["runs"]:
+        path = Path(args.out) / name / run_name(param, f"{r['value']:g}") / "eval" / "results.json"
+        out[float(r["value"])] = json.loads(path.read_text())
+    return out
 
 
 def main() -> None:
@@ -50,33 +62,39 @@ def main() -> None:
     p.add_argument("--preset", default="small")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--seeds", default="42")
+    p.add_argument("--episodes", type=int, default=50, help="evaluation pairs per seed (50)")
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--samples", type=int, default=300)
     args = p.parse_args()
 
-    rows = []
-    lam = _rates(_sweep(args, "loss.sigreg_weight", [LAMBDA * k for k in (0.5, 1, 2)], "lewm",
-                        "lewm_lambda"))  # fmt: skip
-    rows.append(("LeWM λ", LAMBDA, lam[LAMBDA * 0.5], lam[LAMBDA], lam[LAMBDA * 2]))
+    param = "loss.sigreg_weight"
+    lam = _results(args, _sweep(args, param, [LAMBDA * k for k in SCALES], "lewm", "lewm_lambda"),
+                   param, "lewm_lambda")  # fmt: skip
+    rows = [
+        sensitivity_row("LeWM λ", LAMBDA, {k: cell_from_results(lam[LAMBDA * k]) for k in SCALES})
+    ]
     base = None
     for name, default in PLDM.items():
+        param = f"loss.pldm.{name}"
         values = [default * 0.5, default * 2] + ([default] if base is None else [])
-        r = _rates(_sweep(args, f"loss.pldm.{name}", values, "pldm", f"pldm_{name}"))
-        base = r.get(default, base)
-        rows.append((f"PLDM {name}", default, r[default * 0.5], base, r[default * 2]))
-    table = [{"coefficient": c, "default": d, "x0.5": lo, "x1": mid, "x2": hi,
-              "max_drop": max(mid - lo, mid - hi)} for c, d, lo, mid, hi in rows]  # fmt: skip
-    lines = ["| coefficient | default | ×0.5 | ×1 | ×2 | largest drop from ×1 |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {t['coefficient']} | {t['default']:g} | {t['x0.5']:.1f} | {t['x1']:.1f} | "
-              f"{t['x2']:.1f} | {t['max_drop']:.1f} |" for t in table]  # fmt: skip
+        res = _results(args, _sweep(args, param, values, "pldm", f"pldm_{name}"), param,
+                       f"pldm_{name}")  # fmt: skip
+        base = res.get(default, base)
+        scaled = {0.5: res[default * 0.5], 1.0: base, 2.0: res[default * 2]}
+        rows.append(sensitivity_row(f"PLDM {name}", default,
+                                    {k: cell_from_results(v) for k, v in scaled.items()}))  # fmt: skip
+    pairs = lam[LAMBDA]  # the same pairs for every run: one floor, one already-solved fraction
+    floor = {"random_success_rate": pairs["random_success_rate"],
+             "already_solved_fraction": pairs["already_solved_fraction"]}  # fmt: skip
+    note = (f"\nSame {rows[0]['x1']['episodes']} pairs for every run: random-policy floor "
+            f"{floor['random_success_rate']:.1f} %, already solved at the start "
+            f"{100 * floor['already_solved_fraction']:.1f} %.\n")  # fmt: skip
     out = Path(args.out)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
-    (out / "sensitivity.json").write_text(
-        json.dumps({"settings": settings, "rows": table}, indent=2)
-    )
-    (out / "sensitivity.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = json.dumps({"settings": settings, **floor, "rows": rows}, indent=2)
+    atomic_write_bytes(out / "sensitivity.json", text.encode())
+    atomic_write_bytes(out / "sensitivity.md", (markdown(rows) + note).encode())
+    print(markdown(rows) + note, end="")
 
 
 if __name__ == "__main__":
