@@ -44,15 +44,10 @@ def _sweep(args, param: str, values: list[float], objective: str, name: str) -> 
     return json.loads((out / "sweep.json").read_text())
 
 
-def _results(args, sweep: dict, param: str, name: str) -> dict[float, dict]:
-    """Each value's results.json (the evaluation of its run)."""
-    from lewm.analysis.sweep import run_name
-
-    out = {}
-    for r in sweep["runs"]:
-        path = Path(args.out) / name / run_name(param, f"{r['value']:g}") / "eval" / "results.json"
-        out[float(r["value"])] = json.loads(path.read_text())
-    return out
+def _results(sweep: dict) -> dict[float, dict]:
+    """Each value's results.json (its run's evaluation, where sweep.json says the run is)."""
+    return {float(r["value"]): json.loads((Path(r["run_dir"]) / "eval" / "results.json").read_text())
+            for r in sweep["runs"]}  # fmt: skip
 
 
 def main() -> None:
@@ -68,8 +63,7 @@ def main() -> None:
     args = p.parse_args()
 
     param = "loss.sigreg_weight"
-    lam = _results(args, _sweep(args, param, [LAMBDA * k for k in SCALES], "lewm", "lewm_lambda"),
-                   param, "lewm_lambda")  # fmt: skip
+    lam = _results(_sweep(args, param, [LAMBDA * k for k in SCALES], "lewm", "lewm_lambda"))
     rows = [
         sensitivity_row("LeWM λ", LAMBDA, {k: cell_from_results(lam[LAMBDA * k]) for k in SCALES})
     ]
@@ -77,8 +71,7 @@ def main() -> None:
     for name, default in PLDM.items():
         param = f"loss.pldm.{name}"
         values = [default * 0.5, default * 2] + ([default] if base is None else [])
-        res = _results(args, _sweep(args, param, values, "pldm", f"pldm_{name}"), param,
-                       f"pldm_{name}")  # fmt: skip
+        res = _results(_sweep(args, param, values, "pldm", f"pldm_{name}"))
         base = res.get(default, base)
         scaled = {0.5: res[default * 0.5], 1.0: base, 2.0: res[default * 2]}
         rows.append(sensitivity_row(f"PLDM {name}", default,
