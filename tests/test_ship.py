@@ -159,6 +159,23 @@ def test_the_baselines_note_names_the_pldm_rows_still_missing_and_says_dinowm_is
     assert "DINO-WM: not measured here." in note and "--objective dinowm" in note
 
 
+def test_the_baselines_note_summarises_the_sensitivity_study_from_its_json(tmp_path):
+    from lewm.analysis.sensitivity import Cell, sensitivity_row
+
+    assert "not run; no `sensitivity.json`" in baselines_note(tmp_path, tmp_path / "none.json")
+    rows = [
+        sensitivity_row("LeWM λ", 0.09, {0.5: Cell(35, 50), 1.0: Cell(48, 50), 2.0: Cell(24, 50)}),
+        sensitivity_row("PLDM beta", 12, {0.5: Cell(16, 50), 1.0: Cell(18, 50), 2.0: Cell(18, 50)}),
+    ]
+    settings = {"env": "tworoom", "preset": "small", "steps": 1000, "episodes": 50, "seeds": "42"}
+    study = {"settings": settings, "random_success_rate": 24.0, "rows": rows}
+    (tmp_path / "s.json").write_text(json.dumps(study))
+    line = baselines_note(tmp_path, tmp_path / "s.json").splitlines()[-1]
+    assert "1,000 training steps, 50 pairs per evaluation seed (42)" in line
+    assert "LeWM λ 70 / 96 / 48 % (×0.5, ×2 outside ×1's interval)" in line
+    assert "PLDM beta 32 / 36 / 36 %;" in line and line.endswith("random floor 24 %.")
+
+
 def test_the_cost_table_computes_rates_from_the_recorded_stages(tmp_path):
     for env in ("cube", "pusht"):
         (tmp_path / env).mkdir()

@@ -163,9 +163,18 @@ DINOWM_COMMAND = (
 )
 
 
-def baselines_note(checkpoints: str | Path = "checkpoints") -> str:
-    """Which baselines the table measures, which it does not yet, and why DINO-WM is not."""
+SENSITIVITY = "benchmarks/results/sensitivity_tworoom/sensitivity.json"
+"""The committed sensitivity study (``benchmarks/sensitivity.py``), relative to the repository."""
+
+
+def baselines_note(
+    checkpoints: str | Path = "checkpoints", sensitivity: str | Path | None = None
+) -> str:
+    """Which baselines the table measures, which it does not yet, why DINO-WM is not, and the
+    sensitivity study's figures when its ``sensitivity.json`` exists (default: ``SENSITIVITY``
+    beside the ``checkpoints`` folder)."""
     root = Path(checkpoints)
+    study = Path(sensitivity) if sensitivity else root.resolve().parent / SENSITIVITY
     pldm = {r["env"] for r in (_row(f, root) for f in _evaluated(root)) if r["objective"] == "pldm"}
     measured = [e for e in ENV_ORDER if e in pldm]
     missing = [e for e in PLDM_ENVS if e not in pldm]
@@ -180,9 +189,20 @@ def baselines_note(checkpoints: str | Path = "checkpoints") -> str:
         "only. With the weights in a local Hugging Face folder and the PushT files of the "
         "`pusht` row collected at 224×224 (`--image-size 224`), the comparison is one "
         f"command (docs/baselines.md): `{DINOWM_COMMAND}`. Its planning cost is measured "
-        'here: README "Baselines" (`lewm bench plan --model dinowm`).\n',
+        'here: README "Baselines" (`lewm bench plan --model dinowm`).',
+        _sensitivity_line(study) + "\n",
     ]
     return "\n".join(lines)
+
+
+def _sensitivity_line(path: Path) -> str:
+    from lewm.analysis.sensitivity import summary
+
+    head = "- **One loss weight against six** (`python benchmarks/sensitivity.py`, "
+    if not path.is_file():
+        return head + "docs/baselines.md): not run; no `sensitivity.json`."
+    study = json.loads(path.read_text())
+    return head + f"table in `{SENSITIVITY.rsplit('/', 1)[0]}/`): " + summary(study)
 
 
 def _fmt(value, pattern: str) -> str:

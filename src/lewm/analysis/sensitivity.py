@@ -82,3 +82,18 @@ def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         lines.append(f"| {r['coefficient']} | {r['default']:g} | {cells} | "
                      f"{r['max_drop']:.1f} | {outside} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def summary(study: Mapping[str, Any]) -> str:
+    """One sentence of a ``sensitivity.json``: its setting, each row's ×0.5 / ×1 / ×2 rates,
+    the scales whose interval is disjoint from ×1's, and the random floor (for ``RESULTS.md``)."""
+    s = study["settings"]
+    parts = []
+    for r in study["rows"]:
+        rates = " / ".join(f"{r[f'x{k:g}']['success_rate']:.0f}" for k in SCALES)
+        outside = ", ".join(x.replace("x", "×") for x in r["outside_ci"])
+        parts.append(f"{r['coefficient']} {rates} %" + (f" ({outside} outside ×1's interval)"
+                                                          if outside else ""))  # fmt: skip
+    return (f"{s['env']}, `{s['preset']}`, {s['steps']:,} training steps, {s['episodes']} pairs "
+            f"per evaluation seed ({s['seeds']}); success at ×0.5 / ×1 / ×2: " + "; ".join(parts)
+            + f"; random floor {study['random_success_rate']:.0f} %.")  # fmt: skip
