@@ -19,8 +19,11 @@ the checkpoint and data files; ``lewm.eval.study.reuse_differences``); it is cop
 the study folder and named in ``study.json``. Anything else is refused with one line.
 
 ``study.json``: per setting the pooled success and its Wilson 95 % interval, the mean and
-std over seeds, predictor token passes per decision, seconds per solve; and the cheapest
-setting whose success is within the interval of CEM 300x30 (``cheapest_within_ci``).
+std over seeds, predictor token passes per decision, seconds per solve; the cheapest
+setting whose success is within the interval of CEM 300x30 (``cheapest_within_ci``); the
+random floor on 300x30's episodes (``random_floor``); and ``budget``, the setting the
+environment plans with: ``cheapest_within_ci`` when 300x30's interval lies wholly above the
+floor's, else 300x30 (a reference the floor cannot be told from matches anything).
 ``success_vs_compute.png``: success against token passes per decision, one curve per solver.
 """
 
@@ -139,7 +142,14 @@ def run_setting(args, setting, out: Path, command: list[str], reference: bool) -
 def main(argv=None) -> int:
     from lewm.checkpoint import atomic_write_bytes
     from lewm.eval.files import portable_path
-    from lewm.eval.study import cheapest_match, plot_study, study_settings, summarise
+    from lewm.eval.study import (
+        cheapest_match,
+        chosen_budget,
+        plot_study,
+        random_floor,
+        study_settings,
+        summarise,
+    )
 
     args = parse_args(argv)
     out = Path(args.out)
@@ -153,6 +163,7 @@ def main(argv=None) -> int:
     results = [run_setting(args, s, out, command, s is settings[0]) for s in settings]
     rows = [summarise(s, r) for s, r in zip(settings, results, strict=True)]
     reference = settings[0].name
+    floor = random_floor(results[0])
     study = {
         "env": args.env,
         "checkpoint": portable_path(args.ckpt),
@@ -164,11 +175,16 @@ def main(argv=None) -> int:
         "cheapest_within_ci": cheapest_match(rows, reference),
         "rule": "fewest token passes per decision whose pooled success >= the lower end of "
         f"{reference}'s Wilson 95 % interval",
+        "random_floor": floor,
+        # the budget to plan with: the cheapest match, if the reference beats the floor
+        "budget": chosen_budget(rows, reference, floor),
+        "budget_rule": f"cheapest_within_ci when {reference}'s Wilson interval lies wholly above "
+        f"the random floor's on the same episodes, else {reference}",
         "settings": rows,
     }
     atomic_write_bytes(out / "study.json", (json.dumps(study, indent=2) + "\n").encode())
     plot_study(rows, out / "success_vs_compute.png", f"{args.env}: success vs planning compute")
-    print(json.dumps({k: study[k] for k in ("reference", "cheapest_within_ci")}))
+    print(json.dumps({k: study[k] for k in ("reference", "cheapest_within_ci", "budget")}))
     return 0
 
 

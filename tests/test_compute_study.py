@@ -8,7 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lewm.eval.study import Setting, cheapest_match, study_settings
+from lewm.eval.study import (
+    Setting,
+    cheapest_match,
+    chosen_budget,
+    random_floor,
+    study_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +49,29 @@ def test_cheapest_match_uses_the_reference_interval():
     assert cheapest_match(rows, "missing") is None
 
 
+def test_the_budget_is_the_cheapest_match_only_when_the_reference_beats_the_floor():
+    rows = [row("cem_300x30", 81000, 8.0, [4.6, 13.5]), row("cem_50x10", 4500, 6.0, [3.2, 11.0])]
+    assert cheapest_match(rows, "cem_300x30") == "cem_50x10"
+    near = {"wilson95": [1.4, 7.6]}  # 5/150: the reference's interval overlaps it
+    assert chosen_budget(rows, "cem_300x30", near) == "cem_300x30"
+    far = {"wilson95": [0.0, 4.0]}
+    assert chosen_budget(rows, "cem_300x30", far) == "cem_50x10"
+    rows[1]["pooled_success"] = 2.0  # nothing cheaper matches
+    assert chosen_budget(rows, "cem_300x30", far) == "cem_300x30"
+
+
+def test_the_random_floor_counts_the_same_episodes_as_the_headline_metric():
+    episodes = [{"random_success": True, "already_solved": True}] + [
+        {"random_success": k < 1, "already_solved": False} for k in range(4)
+    ]
+    res = {"episodes": episodes, "headline_metric": "success_rate_excluding_solved"}
+    assert random_floor(res)["successes"] == 1 and random_floor(res)["episodes"] == 4
+    res["headline_metric"] = "success_rate"
+    floor = random_floor(res)
+    assert (floor["successes"], floor["episodes"], floor["pooled_success"]) == (2, 5, 40.0)
+    assert floor["wilson95"][0] < 40.0 < floor["wilson95"][1]
+
+
 def test_quick_study_end_to_end_and_resumable(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from tiny_run import make_tiny_run
@@ -57,6 +86,7 @@ def test_quick_study_end_to_end_and_resumable(tmp_path):
     names = [r["name"] for r in study["settings"]]
     assert names == [s.name for s in study_settings(quick=True)]
     assert study["reference"] == "cem_16x2" and study["cheapest_within_ci"] in names
+    assert study["budget"] in names and study["random_floor"]["episodes"] == 2
     for r in study["settings"]:
         assert (out / r["results"]).is_file()
         lo, hi = r["wilson95"]
@@ -124,11 +154,27 @@ def test_studied_budgets_follow_the_committed_studies():
     assert STUDIED, "no environment has a studied budget"
     for env, budget in STUDIED.items():
         study = json.loads((ROOT / budget.study / "study.json").read_text())
-        assert study["env"] == env and study["cheapest_within_ci"] == budget.name
+        assert study["env"] == env and study["budget"] == budget.name
         rows = {row["name"]: row for row in study["settings"]}
         low, high = rows[study["reference"]]["wilson95"]
         quoted = (rows[budget.name]["pooled_success"], rows[study["reference"]]["pooled_success"])
         assert f"{quoted[0]:.1f} % against {quoted[1]:.1f} % [{low:.1f}, {high:.1f}]" in budget.why
+
+
+def test_every_committed_study_that_found_a_cheaper_setting_sets_its_budget():
+    """The other direction: a committed study whose chosen budget is not its reference is
+    the environment's budget (an environment without a study plans at 300x30)."""
+    from lewm.eval.budgets import PAPER, default_budget
+
+    studies = sorted((ROOT / "benchmarks" / "results").glob("compute_study_*/study.json"))
+    assert studies, "no committed compute study"
+    for path in studies:
+        study = json.loads(path.read_text())
+        budget = default_budget(study["env"])
+        expected = PAPER.name if study["budget"] == study["reference"] else study["budget"]
+        assert budget.name == expected, f"{path.parent.name}: {budget.name} != {expected}"
+        if budget is not PAPER:
+            assert budget.study == path.parent.relative_to(ROOT).as_posix()
 
 
 def test_the_plot_takes_settings_at_0_and_100_percent(tmp_path):

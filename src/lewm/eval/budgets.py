@@ -2,13 +2,14 @@
 
 The paper plans with CEM at 300 samples x 30 iterations. The compute study
 (``benchmarks/compute_study.py``, issue 14) finds the cheapest setting whose pooled success
-is inside the Wilson 95 % interval of 300x30. An environment with a committed study plans
-with that setting by default, in ``lewm eval`` and in its ``lewm demo --env`` recipe. Every
-other environment plans at 300x30 until it has a study. ``--paper-budget`` plans at 300x30
-on any environment.
+is inside the Wilson 95 % interval of 300x30, and keeps it as the study's ``budget`` when
+300x30 is clearly above the random floor (``lewm.eval.study.chosen_budget``). An environment
+with a committed study plans with that budget by default, in ``lewm eval`` and in its
+``lewm demo --env`` recipe. Every other environment plans at 300x30 until it has a study.
+``--paper-budget`` plans at 300x30 on any environment.
 
-:data:`STUDIED` is checked against each study's ``study.json`` by the tests, so a
-re-run study that picks another setting fails them until this table follows.
+:data:`STUDIED` is checked against each study's ``study.json`` by the tests, both ways, so
+a re-run study that picks another setting fails them until this table follows.
 """
 
 from __future__ import annotations

@@ -146,6 +146,33 @@ def cheapest_match(rows: Sequence[Mapping[str, Any]], reference: str) -> str | N
     return min(ok, key=lambda r: (r["token_passes_per_decision"], r["seconds_per_solve"]))["name"]
 
 
+def random_floor(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The uniform-random floor of one ``results.json``, pooled over seeds with the same
+    episodes as :func:`summarise` counts (starts already solved left out when the headline
+    metric leaves them out), and its Wilson 95 % interval."""
+    episodes = results["episodes"]
+    if results.get("headline_metric") == "success_rate_excluding_solved":
+        episodes = [e for e in episodes if not e["already_solved"]]
+    wins = sum(bool(e["random_success"]) for e in episodes)
+    return {
+        "successes": wins,
+        "episodes": len(episodes),
+        "pooled_success": 100.0 * wins / len(episodes) if episodes else None,
+        "wilson95": list(wilson_percent(wins, len(episodes))),
+    }
+
+
+def chosen_budget(rows: Sequence[Mapping[str, Any]], reference: str, floor: Mapping) -> str:
+    """The setting an environment should plan with: the cheapest match, but only when the
+    reference's interval lies wholly above the random floor's. A reference the floor cannot be
+    told apart from matches anything, so its study cannot show that less compute suffices,
+    and the reference is kept."""
+    ref = next(r for r in rows if r["name"] == reference)
+    if ref["wilson95"][0] <= floor["wilson95"][1]:
+        return reference
+    return cheapest_match(rows, reference) or reference
+
+
 def plot_study(rows: Sequence[Mapping[str, Any]], path, title: str) -> None:
     """PNG of pooled success (Wilson 95 % bars) against token passes per decision, log x,
     one curve per solver (and per ranking step), each curve offset by 2 % along x."""
