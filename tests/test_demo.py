@@ -123,16 +123,16 @@ def test_a_killed_demo_continues_each_stage_where_it_stopped(tmp_path):
 
 
 def test_recipes_plan_at_the_studied_budget_and_the_paper_one_flag_away(monkeypatch):
-    """TwoRoom's recipe uses its compute study's budget; --paper-budget gives 300x30 to any."""
+    """Each studied environment's recipe uses its compute study's budget; --paper-budget
+    gives 300x30 to any."""
     import lewm.demo
     from lewm.cli import build_parser
     from lewm.errors import ConfigError
     from lewm.eval.budgets import STUDIED
 
-    assert (RECIPES["tworoom"].samples, RECIPES["tworoom"].iterations) == (
-        STUDIED["tworoom"].samples,
-        STUDIED["tworoom"].iterations,
-    )
+    for env, budget in STUDIED.items():
+        got = (RECIPES[env].samples, RECIPES[env].iterations, RECIPES[env].topk)
+        assert got == (budget.samples, budget.iterations, None), env  # None: the one top-k rule
     seen = []
     monkeypatch.setattr(lewm.demo, "run_demo", lambda out, cfg, progress: seen.append(cfg))
     parse = build_parser().parse_args

@@ -170,16 +170,18 @@ def _solver_of(*extra):
     return config.make_solver()
 
 
-def test_cli_plans_tworoom_at_its_studied_budget_and_the_paper_one_flag_away():
+def test_cli_plans_a_studied_environment_at_its_budget_and_the_paper_one_flag_away():
     studied = _solver_of()
     assert (studied.samples, studied.iterations, studied.topk) == (50, 10, 5)
+    reacher = _solver_of("--env", "reacher")  # argparse keeps the last --env
+    assert (reacher.samples, reacher.iterations, reacher.topk) == (100, 10, 10)
     paper = _solver_of("--paper-budget")
     assert (paper.samples, paper.iterations) == (300, 30)
 
 
 def test_cli_an_unstudied_environment_or_an_explicit_budget_keeps_300x30_defaults():
-    reacher = _solver_of("--env", "reacher")  # argparse keeps the last --env
-    assert (reacher.samples, reacher.iterations) == (300, 30)
+    cube = _solver_of("--env", "cube")
+    assert (cube.samples, cube.iterations) == (300, 30)
     given = _solver_of("--iters", 3)
     assert (given.samples, given.iterations) == (300, 3)
     assert _solver_of("--solver-set", "samples=64").iterations == 30
