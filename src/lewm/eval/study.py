@@ -69,14 +69,20 @@ def study_settings(earlier_steps: Sequence[int] = (4,), quick: bool = False) -> 
     return grid
 
 
+def counted_episodes(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The episodes the headline metric counts: all, or those not already solved at the start."""
+    episodes = results["episodes"]
+    if results.get("headline_metric") == "success_rate_excluding_solved":
+        episodes = [e for e in episodes if not e["already_solved"]]
+    return episodes
+
+
 def summarise(setting: Setting, results: Mapping[str, Any]) -> dict[str, Any]:
     """One setting's row of ``study.json`` from its ``results.json``."""
     from lewm.model.flops import token_passes
 
     metric = results.get("headline_metric", "success_rate")
-    episodes = results["episodes"]
-    if metric == "success_rate_excluding_solved":
-        episodes = [e for e in episodes if not e["already_solved"]]
+    episodes = counted_episodes(results)
     wins = sum(bool(e["success"]) for e in episodes)
     mpc, window = results["mpc"], results["model"]["history_size"]
     steps = mpc["horizon"] if setting.cost_step is None else setting.cost_step
@@ -150,9 +156,7 @@ def random_floor(results: Mapping[str, Any]) -> dict[str, Any]:
     """The uniform-random floor of one ``results.json``, pooled over seeds with the same
     episodes as :func:`summarise` counts (starts already solved left out when the headline
     metric leaves them out), and its Wilson 95 % interval."""
-    episodes = results["episodes"]
-    if results.get("headline_metric") == "success_rate_excluding_solved":
-        episodes = [e for e in episodes if not e["already_solved"]]
+    episodes = counted_episodes(results)
     wins = sum(bool(e["random_success"]) for e in episodes)
     return {
         "successes": wins,
