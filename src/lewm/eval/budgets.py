@@ -5,8 +5,8 @@ The paper plans with CEM at 300 samples x 30 iterations. The compute study
 is inside the Wilson 95 % interval of 300x30, and keeps it as the study's ``budget`` when
 300x30 is clearly above the random floor (``lewm.eval.study.chosen_budget``). An environment
 with a committed study plans with that budget by default, in ``lewm eval`` and in its
-``lewm demo --env`` recipe. Every other environment plans at 300x30 until it has a study.
-``--paper-budget`` plans at 300x30 on any environment.
+``lewm demo --env`` recipe. Every other environment plans at 300x30 until a study picks a
+cheaper budget. ``--paper-budget`` plans at 300x30 on any environment.
 
 :data:`STUDIED` is checked against each study's ``study.json`` by the tests, both ways, so
 a re-run study that picks another setting fails them until this table follows.
