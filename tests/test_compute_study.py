@@ -36,8 +36,8 @@ def test_the_grid_of_the_issue():
 
 
 def row(name, passes, pooled, ci):
-    return {"name": name, "token_passes_per_decision": passes, "pooled_success": pooled,
-            "wilson95": ci, "seconds_per_solve": passes / 1e5}  # fmt: skip
+    return {"name": name, "solver": name.split("_")[0], "token_passes_per_decision": passes,
+            "pooled_success": pooled, "wilson95": ci, "seconds_per_solve": passes / 1e5}  # fmt: skip
 
 
 def test_cheapest_match_uses_the_reference_interval():
@@ -47,6 +47,11 @@ def test_cheapest_match_uses_the_reference_interval():
     rows[-1]["pooled_success"] = 70.0
     assert cheapest_match(rows, "cem_300x30") == "cem_150x15"
     assert cheapest_match(rows, "missing") is None
+    rows = [row("cem_300x30", 81000, 69.3, [61.5, 76.2]), row("cem_100x10", 9000, 66.0, [58, 73]),
+            row("mppi_100x10", 9000, 72.0, [64, 79])]  # fmt: skip
+    rows[1]["seconds_per_solve"] = 0.01  # the fastest, but not the best at this compute
+    assert cheapest_match(rows, "cem_300x30") == "mppi_100x10"  # equal passes: more success
+    assert cheapest_match(rows, "cem_300x30", solver="cem") == "cem_100x10"
 
 
 def test_the_budget_is_the_cheapest_match_only_when_the_reference_beats_the_floor():
@@ -56,6 +61,9 @@ def test_the_budget_is_the_cheapest_match_only_when_the_reference_beats_the_floo
     assert chosen_budget(rows, "cem_300x30", near) == "cem_300x30"
     far = {"wilson95": [0.0, 4.0]}
     assert chosen_budget(rows, "cem_300x30", far) == "cem_50x10"
+    rows.append(row("icem_16x2", 32, 9.0, [5.0, 14.0]))  # cheaper, but not the default solver
+    assert chosen_budget(rows, "cem_300x30", far) == "cem_50x10"
+    rows.pop()
     rows[1]["pooled_success"] = 2.0  # nothing cheaper matches
     assert chosen_budget(rows, "cem_300x30", far) == "cem_300x30"
 

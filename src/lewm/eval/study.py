@@ -139,17 +139,22 @@ def reuse_differences(
     return [k for k in want if found[k] != want[k]]
 
 
-def cheapest_match(rows: Sequence[Mapping[str, Any]], reference: str) -> str | None:
+def cheapest_match(
+    rows: Sequence[Mapping[str, Any]], reference: str, solver: str | None = None
+) -> str | None:
     """The name of the setting with the fewest token passes whose pooled success is at least
-    the lower end of ``reference``'s Wilson interval (module docstring)."""
+    the lower end of ``reference``'s Wilson interval (module docstring); among equally cheap
+    ones the most successful (then the fastest). ``solver``: only that solver's settings."""
     ref = next((r for r in rows if r["name"] == reference), None)
     if ref is None:
         return None
     low = ref["wilson95"][0]
     ok = [r for r in rows if r["pooled_success"] is not None and r["pooled_success"] >= low]
+    ok = [r for r in ok if solver is None or r["solver"] == solver]
     if not ok:
         return None
-    return min(ok, key=lambda r: (r["token_passes_per_decision"], r["seconds_per_solve"]))["name"]
+    key = lambda r: (r["token_passes_per_decision"], -r["pooled_success"], r["seconds_per_solve"])  # noqa: E731
+    return min(ok, key=key)["name"]
 
 
 def random_floor(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,14 +172,15 @@ def random_floor(results: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def chosen_budget(rows: Sequence[Mapping[str, Any]], reference: str, floor: Mapping) -> str:
-    """The setting an environment should plan with: the cheapest match, but only when the
-    reference's interval lies wholly above the random floor's. A reference the floor cannot be
-    told apart from matches anything, so its study cannot show that less compute suffices,
-    and the reference is kept."""
+    """The default budget an environment should plan with: the cheapest match among the
+    reference's solver's settings (the default solver, CEM), but only when the reference's
+    interval lies wholly above the random floor's. A reference the floor cannot be told apart
+    from matches anything, so its study cannot show that less compute suffices, and the
+    reference is kept."""
     ref = next(r for r in rows if r["name"] == reference)
     if ref["wilson95"][0] <= floor["wilson95"][1]:
         return reference
-    return cheapest_match(rows, reference) or reference
+    return cheapest_match(rows, reference, solver=ref["solver"]) or reference
 
 
 def plot_study(rows: Sequence[Mapping[str, Any]], path, title: str) -> None:
