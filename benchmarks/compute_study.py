@@ -21,9 +21,9 @@ the study folder and named in ``study.json``. Anything else is refused with one 
 ``study.json``: per setting the pooled success and its Wilson 95 % interval, the mean and
 std over seeds, predictor token passes per decision, seconds per solve; the cheapest
 setting whose success is within the interval of CEM 300x30 (``cheapest_within_ci``); the
-random floor on 300x30's episodes (``random_floor``); and ``budget``, the setting the
-environment plans with: ``cheapest_within_ci`` when 300x30's interval lies wholly above the
-floor's, else 300x30 (a reference the floor cannot be told from matches anything).
+random floor on 300x30's episodes (``random_floor``); and ``budget``, the default CEM
+budget the environment plans with: the cheapest CEM match when 300x30's interval lies wholly
+above the floor's, else 300x30 (a reference the floor cannot be told from matches anything).
 ``success_vs_compute.png``: success against token passes per decision, one curve per solver.
 """
 
@@ -176,10 +176,10 @@ def main(argv=None) -> int:
         "rule": "fewest token passes per decision whose pooled success >= the lower end of "
         f"{reference}'s Wilson 95 % interval",
         "random_floor": floor,
-        # the budget to plan with: the cheapest match, if the reference beats the floor
         "budget": chosen_budget(rows, reference, floor),
-        "budget_rule": f"cheapest_within_ci when {reference}'s Wilson interval lies wholly above "
-        f"the random floor's on the same episodes, else {reference}",
+        "budget_rule": f"the cheapest match among {settings[0].solver} settings when "
+        f"{reference}'s Wilson interval lies wholly above the random floor's on the same "
+        f"episodes, else {reference}",
         "settings": rows,
     }
     atomic_write_bytes(out / "study.json", (json.dumps(study, indent=2) + "\n").encode())

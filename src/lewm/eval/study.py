@@ -77,6 +77,16 @@ def counted_episodes(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return episodes
 
 
+def pooled(wins: int, episodes: int) -> dict[str, Any]:
+    """Successes out of episodes pooled over seeds: the rate (%) and its Wilson 95 % interval."""
+    return {
+        "successes": wins,
+        "episodes": episodes,
+        "pooled_success": 100.0 * wins / episodes if episodes else None,
+        "wilson95": list(wilson_percent(wins, episodes)),
+    }
+
+
 def summarise(setting: Setting, results: Mapping[str, Any]) -> dict[str, Any]:
     """One setting's row of ``study.json`` from its ``results.json``."""
     from lewm.model.flops import token_passes
@@ -96,10 +106,7 @@ def summarise(setting: Setting, results: Mapping[str, Any]) -> dict[str, Any]:
         "success_std": sample_std(
             [s[metric] for s in results["per_seed"] if s[metric] is not None]
         ),
-        "successes": wins,
-        "episodes": len(episodes),
-        "pooled_success": 100.0 * wins / len(episodes) if episodes else None,
-        "wilson95": list(wilson_percent(wins, len(episodes))),
+        **pooled(wins, len(episodes)),
         "token_passes_per_decision": setting.samples * setting.iterations * per_candidate,
         "seconds_per_solve": results["plan_seconds_mean"],
         "results": f"{setting.name}/results.json",
@@ -153,8 +160,15 @@ def cheapest_match(
     ok = [r for r in ok if solver is None or r["solver"] == solver]
     if not ok:
         return None
-    key = lambda r: (r["token_passes_per_decision"], -r["pooled_success"], r["seconds_per_solve"])  # noqa: E731
-    return min(ok, key=key)["name"]
+    best = min(
+        ok,
+        key=lambda r: (
+            r["token_passes_per_decision"],
+            -r["pooled_success"],
+            r["seconds_per_solve"],
+        ),
+    )
+    return best["name"]
 
 
 def random_floor(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,13 +176,7 @@ def random_floor(results: Mapping[str, Any]) -> dict[str, Any]:
     episodes as :func:`summarise` counts (starts already solved left out when the headline
     metric leaves them out), and its Wilson 95 % interval."""
     episodes = counted_episodes(results)
-    wins = sum(bool(e["random_success"]) for e in episodes)
-    return {
-        "successes": wins,
-        "episodes": len(episodes),
-        "pooled_success": 100.0 * wins / len(episodes) if episodes else None,
-        "wilson95": list(wilson_percent(wins, len(episodes))),
-    }
+    return pooled(sum(bool(e["random_success"]) for e in episodes), len(episodes))
 
 
 def chosen_budget(rows: Sequence[Mapping[str, Any]], reference: str, floor: Mapping) -> str:
