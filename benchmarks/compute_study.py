@@ -16,7 +16,8 @@ earlier predicted step (``--earlier-steps``, default 4 of 5).
 ``--reference-results`` stands in for the CEM 300x30 evaluation when it is the same
 evaluation (environment and its settings, seeds, pairs, solver settings, and the sha256 of
 the checkpoint and data files; ``lewm.eval.study.reuse_differences``); it is copied into
-the study folder and named in ``study.json``. Anything else is refused with one line.
+the study folder and named in ``study.json``. ``--reuse NAME=RESULTS.json`` does the same
+for any other setting (e.g. a shipped CEM 300x10 row). Anything else is refused with one line.
 
 ``study.json``: per setting the pooled success and its Wilson 95 % interval, the mean and
 std over seeds, predictor token passes per decision, seconds per solve; the cheapest
@@ -59,6 +60,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="RESULTS.json",
         help="an earlier evaluation of CEM 300x30 to reuse (checked to be the same evaluation)",
     )
+    p.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="NAME=RESULTS.json",
+        help="an earlier evaluation of setting NAME to reuse (repeatable; checked the same way)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny grid, 1 seed, 2 pairs")
     return p.parse_args(argv)
 
@@ -78,14 +86,33 @@ def env_kwargs(args) -> dict:
     return out
 
 
-def reuse_reference(args, setting, path: Path) -> dict:
-    """``--reference-results`` copied to ``path`` after checking it is this evaluation."""
-    from lewm.checkpoint import atomic_write_bytes
+def reused(args, settings) -> dict[str, dict]:
+    """{setting name: its earlier results.json} from ``--reference-results`` (the first
+    setting's) and ``--reuse``, each checked to be this study's evaluation of its setting, all
+    before any work."""
+    from lewm.errors import ConfigError
+
+    sources = {settings[0].name: args.reference_results} if args.reference_results else {}
+    for item in args.reuse:
+        name, sep, source = item.partition("=")
+        if not sep or not name.strip() or not source.strip():
+            raise ConfigError(f"--reuse expects NAME=RESULTS.json, got {item!r}")
+        sources[name.strip()] = source.strip()
+    by_name = {s.name: s for s in settings}
+    unknown = sorted(set(sources) - set(by_name))
+    if unknown:
+        raise ConfigError(f"--reuse names no setting of this study: {', '.join(unknown)}")
+    return {name: checked(args, by_name[name], source) for name, source in sources.items()}
+
+
+def checked(args, setting, source: str) -> dict:
+    """``source`` (an earlier results.json), refused unless it is this study's evaluation of
+    ``setting``; its path is kept under ``"_source"``."""
     from lewm.errors import ConfigError
     from lewm.eval.files import checkpoint_files, file_hashes
     from lewm.eval.study import reuse_differences
 
-    results = json.loads(Path(args.reference_results).read_text())
+    results = json.loads(Path(source).read_text())
     expected = {
         "env": args.env,
         "env_kwargs": env_kwargs(args),
@@ -97,13 +124,10 @@ def reuse_reference(args, setting, path: Path) -> dict:
     differ = reuse_differences(results, setting, expected)
     if differ:
         raise ConfigError(
-            f"--reference-results {args.reference_results} is not this study's "
-            f"{setting.name} evaluation: it differs in {', '.join(differ)}"
+            f"{source} is not this study's {setting.name} evaluation: it differs in "
+            f"{', '.join(differ)}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(results, indent=2) + "\n").encode())
-    print(f"{setting.name}: reused {args.reference_results}", file=sys.stderr)
-    return results
+    return {**results, "_source": source}
 
 
 def seeds(args) -> tuple[int, ...]:
@@ -114,8 +138,9 @@ def episodes(args) -> int:
     return 2 if args.quick else args.episodes
 
 
-def run_setting(args, setting, out: Path, command: list[str], reference: bool) -> dict:
-    """The setting's results.json: read when it exists, else evaluated and written."""
+def run_setting(args, setting, out: Path, command: list[str], reuse: dict[str, dict]) -> dict:
+    """The setting's results.json: read when it exists, else reused or evaluated and written."""
+    from lewm.checkpoint import atomic_write_bytes
     from lewm.eval.config import EvalConfig
     from lewm.eval.protocol import evaluate
 
@@ -123,8 +148,12 @@ def run_setting(args, setting, out: Path, command: list[str], reference: bool) -
     if path.is_file():
         print(f"{setting.name}: done before, skipped", file=sys.stderr)
         return json.loads(path.read_text())
-    if reference and args.reference_results:
-        return reuse_reference(args, setting, path)
+    if setting.name in reuse:
+        results = {k: v for k, v in reuse[setting.name].items() if k != "_source"}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, (json.dumps(results, indent=2) + "\n").encode())
+        print(f"{setting.name}: reused {reuse[setting.name]['_source']}", file=sys.stderr)
+        return results
     config = EvalConfig(
         episodes=episodes(args),
         seeds=seeds(args),
@@ -153,14 +182,15 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     steps = [int(k) for k in args.earlier_steps.split(",") if k.strip()]
     settings = study_settings(steps, quick=args.quick)
-    if args.only:
-        keep = {n.strip() for n in args.only.split(",")}
+    reuse = reused(args, settings)
+    if args.only:  # the reference and the reused settings are always in the study
+        keep = {n.strip() for n in args.only.split(",")} | set(reuse)
         settings = [s for s in settings if s.name in keep or s is settings[0]]
     command = ["python", "benchmarks/compute_study.py", *(sys.argv[1:] if argv is None else argv)]
-    results = [run_setting(args, s, out, command, s is settings[0]) for s in settings]
+    out.mkdir(parents=True, exist_ok=True)
+    results = [run_setting(args, s, out, command, reuse) for s in settings]
     rows = [summarise(s, r) for s, r in zip(settings, results, strict=True)]
     reference = settings[0].name
     floor = random_floor(results[0])
@@ -172,6 +202,7 @@ def main(argv=None) -> int:
         "reference": reference,
         # this script's own command, or the `lewm eval` of a reused --reference-results
         "reference_command": results[0].get("command"),
+        "reused": {name: portable_path(r["_source"]) for name, r in reuse.items()},
         "cheapest_within_ci": cheapest_match(rows, reference),
         "rule": "fewest token passes per decision whose pooled success >= the lower end of "
         f"{reference}'s Wilson 95 % interval",

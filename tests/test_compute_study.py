@@ -123,6 +123,30 @@ def test_quick_study_end_to_end_and_resumable(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "differs in env_kwargs" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "other" / "cem_16x2").exists()
+    # any other setting measured already: reused too, and in the study whatever --only says
+    step4 = out / "cem_8x2_step4" / "results.json"
+    more = [*reuse, "--reuse", f"cem_8x2_step4={step4}"]
+    more[more.index("--out") + 1] = tmp_path / "more"
+    proc = subprocess.run(list(map(str, more)), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "cem_8x2_step4: reused" in proc.stderr, proc.stderr
+    study = json.loads((tmp_path / "more" / "study.json").read_text())
+    assert [r["name"] for r in study["settings"]] == ["cem_16x2", "cem_8x2_step4"]
+    assert set(study["reused"]) == {"cem_16x2", "cem_8x2_step4"}
+    assert json.loads((tmp_path / "more" / "cem_8x2_step4" / "results.json").read_text()) == (
+        json.loads(step4.read_text())
+    )
+    wrong = [*reuse, "--reuse", f"cem_8x2={step4}"]  # another setting's evaluation
+    wrong[wrong.index("--out") + 1] = tmp_path / "wrong"
+    proc = subprocess.run(list(map(str, wrong)), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "differs in cost_step" in proc.stderr
+    assert not (tmp_path / "wrong").exists()  # every reuse is checked before anything is written
+    bad = [*reuse, "--reuse", f"cem_1x1={step4}"]  # no such setting: refused before any work
+    bad[bad.index("--out") + 1] = tmp_path / "bad"
+    proc = subprocess.run(list(map(str, bad)), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "--reuse names no setting of this study: cem_1x1" in (
+        proc.stderr
+    )
+    assert not (tmp_path / "bad").exists()
 
 
 def test_reuse_differences_name_what_differs():

@@ -147,6 +147,18 @@ def test_another_solvers_subfolder_is_a_row_and_a_stray_subfolder_is_not(tmp_pat
     assert "checkpoints/tworoom/other" not in table
 
 
+def test_a_row_ranked_on_an_earlier_predicted_step_says_so(tmp_path):
+    (tmp_path / "reacher" / "step4").mkdir(parents=True)
+    (tmp_path / "reacher" / "results.json").write_text(json.dumps(_results("reacher", [True])))
+    res = {**_results("reacher", [True, False]), "checkpoint": "checkpoints/reacher"}
+    res["mpc"] = {"budget": 50, "cost_step": 4}
+    (tmp_path / "reacher" / "step4" / "results.json").write_text(json.dumps(res))
+    rows = {line.split("`")[1]: line for line in build_table(tmp_path).splitlines()
+            if line.startswith("| reacher")}  # fmt: skip
+    assert "cem 300×10 ranked on predicted step 4, budget 50" in rows["checkpoints/reacher/step4"]
+    assert "ranked on" not in rows["checkpoints/reacher"]
+
+
 def test_the_baselines_note_names_the_pldm_rows_still_missing_and_says_dinowm_is_not_measured(
     tmp_path,
 ):

@@ -56,7 +56,7 @@ def _row(folder: Path, root: Path) -> dict:
         "excl": "n/a" if res["success_rate_excluding_solved"] is None
         else f"{res['success_rate_excluding_solved']:.1f}",
         "held_out": "yes" if res["held_out"] else "**no**",
-        "solver": _solver_label(solver, policy) + f", budget {res['mpc']['budget']}",
+        "solver": _solver_label(solver, policy, res["mpc"]) + f", budget {res['mpc']['budget']}",
         "data": f"{data.get('n_episodes')} ep / {data.get('n_rows')} rows",
         "minutes": "n/a" if minutes is None else f"{minutes / 60:.0f}",
         "plan": f"{res['plan_seconds_mean']:.3g}",
@@ -76,10 +76,13 @@ def _policy_command(res: dict) -> str:
     )
 
 
-def _solver_label(solver: dict, policy: dict | None) -> str:
+def _solver_label(solver: dict, policy: dict | None, mpc: dict) -> str:
+    """``cem 300×30``, and the predicted step candidates are ranked on when not the last."""
     if policy and policy["mode"] == "policy":
         return "policy, no search"
-    return f"{solver['solver']} {solver.get('samples')}×{solver.get('iterations')}"
+    label = f"{solver['solver']} {solver.get('samples')}×{solver.get('iterations')}"
+    step = mpc.get("cost_step")
+    return label if step is None else f"{label} ranked on predicted step {step}"
 
 
 def _evaluated(root: Path) -> list[Path]:
