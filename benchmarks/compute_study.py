@@ -24,7 +24,10 @@ std over seeds, predictor token passes per decision, seconds per solve; the chea
 setting whose success is within the interval of CEM 300x30 (``cheapest_within_ci``); the
 random floor on 300x30's episodes (``random_floor``); and ``budget``, the default CEM
 budget the environment plans with: the cheapest CEM match when 300x30's interval lies wholly
-above the floor's, else 300x30 (a reference the floor cannot be told from matches anything).
+above the floor's, else 300x30 (a reference the floor cannot be told from matches anything);
+``earlier_step_vs_last``: each earlier-step ranking against the same budget ranked on the
+last step, episode by episode (``lewm.eval.study.paired``: only-this / only-other counts and
+the exact McNemar p-value).
 ``success_vs_compute.png``: success against token passes per decision, one curve per solver.
 """
 
@@ -174,6 +177,7 @@ def main(argv=None) -> int:
     from lewm.eval.study import (
         cheapest_match,
         chosen_budget,
+        earlier_step_vs_last,
         plot_study,
         random_floor,
         study_settings,
@@ -212,6 +216,8 @@ def main(argv=None) -> int:
         f"{reference}'s Wilson interval lies wholly above the random floor's on the same "
         f"episodes, else {reference}",
         "settings": rows,
+        # the same episodes, pair by pair: which one solves what the other does not
+        "earlier_step_vs_last": earlier_step_vs_last(settings, results),
     }
     atomic_write_bytes(out / "study.json", (json.dumps(study, indent=2) + "\n").encode())
     plot_study(rows, out / "success_vs_compute.png", f"{args.env}: success vs planning compute")

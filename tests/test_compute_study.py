@@ -12,6 +12,8 @@ from lewm.eval.study import (
     Setting,
     cheapest_match,
     chosen_budget,
+    earlier_step_vs_last,
+    paired,
     random_floor,
     study_settings,
 )
@@ -80,6 +82,38 @@ def test_the_random_floor_counts_the_same_episodes_as_the_headline_metric():
     assert floor["wilson95"][0] < 40.0 < floor["wilson95"][1]
 
 
+def evaluation(successes, solved=()):
+    """A results.json of seed 42's pairs 0..n-1 with these outcomes (``solved``: indices
+    already solved at the start), counted like the clean profile counts them."""
+    return {"headline_metric": "success_rate_excluding_solved",
+            "episodes": [{"seed": 42, "index": k, "success": ok, "already_solved": k in solved}
+                         for k, ok in enumerate(successes)]}  # fmt: skip
+
+
+def test_paired_counts_what_only_one_setting_solves_and_tests_it_exactly():
+    a = evaluation([True] * 12 + [False] * 8)
+    b = evaluation([True] * 2 + [False] * 10 + [True] * 2 + [False] * 6)
+    got = paired(a, b)
+    assert (got["episodes"], got["only_this"], got["only_other"]) == (20, 10, 2)
+    assert (got["both"], got["neither"]) == (2, 6)
+    # two-sided exact: P(X <= 2 or X >= 10), X ~ Binomial(12, 1/2) = 2 * 79 / 4096
+    assert abs(got["mcnemar_exact_p"] - 2 * 79 / 4096) < 1e-12
+    assert paired(a, a)["mcnemar_exact_p"] == 1.0  # no discordant episode: no evidence
+    # the episodes the headline metric leaves out (already solved) are left out of the pairs
+    assert paired(evaluation([True] * 20, solved={0, 1}), b)["episodes"] == 18
+
+
+def test_each_earlier_step_ranking_is_paired_with_the_same_budget_on_the_last_step():
+    settings = [Setting("cem", 300, 30), Setting("cem", 300, 10), Setting("cem", 300, 10, 4),
+                Setting("cem", 150, 15, 4)]  # fmt: skip
+    results = [evaluation([False] * 4), evaluation([True, False, False, False]),
+               evaluation([True, True, True, False]), evaluation([True] * 4)]  # fmt: skip
+    rows = earlier_step_vs_last(settings, results)
+    assert len(rows) == 1  # 150x15 on the last step is not in this study
+    assert rows[0]["setting"] == "cem_300x10_step4" and rows[0]["other"] == "cem_300x10"
+    assert (rows[0]["only_this"], rows[0]["only_other"], rows[0]["both"]) == (2, 0, 1)
+
+
 def test_quick_study_end_to_end_and_resumable(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from tiny_run import make_tiny_run
@@ -103,6 +137,11 @@ def test_quick_study_end_to_end_and_resumable(tmp_path):
     assert by["cem_16x2"]["token_passes_per_decision"] == 16 * 2 * 9
     assert by["cem_16x2_step4"]["token_passes_per_decision"] == 16 * 2 * 6  # 1+1+1+3
     assert (out / "success_vs_compute.png").stat().st_size > 1000
+    pairs = {(p["setting"], p["other"]): p for p in study["earlier_step_vs_last"]}
+    assert set(pairs) == {("cem_16x2_step4", "cem_16x2"), ("cem_8x2_step4", "cem_8x2")}
+    for p in pairs.values():  # the same pairs, counted the way the headline metric counts them
+        assert p["episodes"] == by[p["other"]]["episodes"]
+        assert p["only_this"] + p["both"] == by[p["setting"]]["successes"]
     again = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stderr.count("skipped") == len(names)
     # the reference measured already (e.g. a shipped evaluation) stands in for its setting
@@ -223,3 +262,51 @@ def test_the_plot_takes_settings_at_0_and_100_percent(tmp_path):
     ]  # fmt: skip
     plot_study(rows, tmp_path / "p.png", "t")
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_paired_script_compares_two_evaluations_of_the_same_pairs_and_refuses_others(tmp_path):
+    script = ROOT / "benchmarks" / "paired.py"
+    record = {"env": "tworoom", "seeds": [42], "episodes_per_seed": 4, "data": "d.h5",
+              "files": {"d.h5": "ab" * 32}}  # fmt: skip
+    a = {**record, **evaluation([True, True, True, False])}
+    b = {**record, **evaluation([True, False, False, False])}
+    for name, res in (("a", a), ("b", b), ("c", {**b, "files": {"d.h5": "cd" * 32}})):
+        (tmp_path / f"{name}.json").write_text(json.dumps(res))
+
+    def run(x, y):
+        return subprocess.run([sys.executable, str(script), str(tmp_path / x), str(tmp_path / y)],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    proc = run("a.json", "b.json")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert (got["only_this"], got["only_other"], got["both"], got["neither"]) == (2, 0, 1, 1)
+    assert got["mcnemar_exact_p"] == 0.5  # 2 of 2 discordant: 2 * (1/2)^2
+    proc = run("a.json", "c.json")  # another held-out file: other pairs, nothing to pair
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "differ in the held-out file's sha256" in proc.stderr
+
+
+def test_paired_script_same_rows_accepts_other_bytes_only_when_every_pair_agrees(tmp_path):
+    script = ROOT / "benchmarks" / "paired.py"
+
+    def results(digest, distance=10.0):
+        res = {"env": "pusht", "seeds": [42], "episodes_per_seed": 2, "data": "d.h5",
+               "files": {"d.h5": digest}, **evaluation([True, False])}  # fmt: skip
+        for k, e in enumerate(res["episodes"]):
+            e.update(start_row=10 * k, goal_row=10 * k + 5, initial_distance=distance + k)
+        return res
+
+    for name, res in (("a", results("ab" * 32)), ("b", results("cd" * 32)),
+                      ("c", results("cd" * 32, distance=10.5))):  # fmt: skip
+        (tmp_path / f"{name}.json").write_text(json.dumps(res))
+
+    def run(x, y):
+        cmd = [sys.executable, str(script), str(tmp_path / x), str(tmp_path / y), "--same-rows"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    proc = run("a.json", "b.json")  # other bytes, the same pairs: compared
+    assert proc.returncode == 0 and json.loads(proc.stdout)["both"] == 1, proc.stderr
+    proc = run("a.json", "c.json")  # a start-to-goal distance differs: other pairs, refused
+    assert proc.returncode == 2 and "2 pairs' rows, distances or solved flags" in proc.stderr

@@ -41,6 +41,8 @@ def test_shipped_folder_loads_and_predicts_like_the_run_to_half_precision(tiny_r
     info = json.loads((out / "training.json").read_text())
     assert info["steps"] == 3 and info["train_data"]["n_episodes"] == 10
     assert info["train_seconds"] > 0
+    assert info["trained_on"] == {"device": "cpu", "name": "cpu", "precision": "fp32",
+                                  "processes": 1}  # fmt: skip
     size = (out / "model.safetensors").stat().st_size
     assert size < 0.6 * (tiny_run / "model.safetensors").stat().st_size
 
@@ -104,6 +106,20 @@ def test_table_has_one_row_per_checkpoint_with_pooled_interval_and_command(tmp_p
                  "--out", str(tmp_path / "R.md")]) == 0  # fmt: skip
     text = (tmp_path / "R.md").read_text()
     assert "pusht, reacher" in text  # the environments without a row are named
+
+
+def test_a_model_trained_on_a_gpu_says_so_beside_its_minutes(tmp_path):
+    for env, where in (("tworoom", {"device": "cpu", "name": "cpu", "precision": "fp32"}),
+                       ("pusht", {"device": "cuda", "name": "NVIDIA H200", "precision": "bf16",
+                                  "processes": 1})):  # fmt: skip
+        (tmp_path / env).mkdir()
+        (tmp_path / env / "results.json").write_text(json.dumps(_results(env, [True] * 150)))
+        (tmp_path / env / "training.json").write_text(json.dumps(
+            {"train_seconds": 360, "train_data": {"n_episodes": 5, "n_rows": 99},
+             "trained_on": where}))  # fmt: skip
+    rows = {line.split(" | ")[0]: line for line in build_table(tmp_path).splitlines()}
+    assert "| 6 on 1 NVIDIA H200, bf16 |" in rows["| pusht"]
+    assert "| 6 |" in rows["| tworoom"]  # a CPU run, like a run older than the record
 
 
 def test_a_policy_subfolder_is_its_own_row_with_the_world_models_training_facts(tmp_path):

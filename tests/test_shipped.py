@@ -24,6 +24,7 @@ SHIPPED = {
     "tworoom": ("tworoom", "small", 64, 5_918_126),
     "tworoom-pldm": ("tworoom", "small", 64, 5_918_126),  # the PLDM baseline, same recipe
     "pusht": ("pusht", "small", 64, 5_816_750),  # patch 8: a smaller patch embedding
+    "pusht-gpu": ("pusht", "small", 64, 5_816_750),  # the same model, trained longer on a GPU
     "reacher": ("reacher", "small", 64, 5_918_126),
     "cube": ("cube", "small", 64, 5_918_276),  # 25-d action blocks (5-d actions x frameskip 5)
 }
@@ -91,10 +92,11 @@ def test_the_shipped_policy_evaluations_are_of_these_files(name, sub):
     assert res["weights_sha256"] == weights.hexdigest()
 
 
-SOLVER_EVALS = {  # other solvers' rows in RESULTS.md
-    ("tworoom", "icem"): ("icem", 100, 10),
-    ("reacher", "icem"): ("icem", 150, 15),
-    ("cube", "icem"): ("icem", 150, 15),
+SOLVER_EVALS = {  # other solvers' rows in RESULTS.md: solver, samples, iterations, ranking step
+    ("tworoom", "icem"): ("icem", 100, 10, None),
+    ("reacher", "icem"): ("icem", 150, 15, None),
+    ("reacher", "step4"): ("cem", 300, 30, 4),
+    ("cube", "icem"): ("icem", 150, 15, None),
 }
 
 
@@ -112,7 +114,8 @@ def test_the_solver_evaluations_are_of_these_weights_with_their_solver(name, sub
     res = json.loads((CHECKPOINTS / name / sub / "results.json").read_text())
     assert res["held_out"] is True and res["seeds"] == [42, 43, 44] and len(res["episodes"]) == 150
     solver = res["solver"]
-    assert (solver["solver"], solver["samples"], solver["iterations"]) == SOLVER_EVALS[name, sub]
+    setting = (solver["solver"], solver["samples"], solver["iterations"], res["mpc"]["cost_step"])
+    assert setting == SOLVER_EVALS[name, sub]
     assert res["command"][-2:] == ["--out", f"checkpoints/{name}/{sub}"]
     weights = hashlib.sha256((CHECKPOINTS / name / "model.safetensors").read_bytes())
     assert res["weights_sha256"] == weights.hexdigest()

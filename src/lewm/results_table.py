@@ -58,7 +58,7 @@ def _row(folder: Path, root: Path) -> dict:
         "held_out": "yes" if res["held_out"] else "**no**",
         "solver": _solver_label(solver, policy, res["mpc"]) + f", budget {res['mpc']['budget']}",
         "data": f"{data.get('n_episodes')} ep / {data.get('n_rows')} rows",
-        "minutes": "n/a" if minutes is None else f"{minutes / 60:.0f}",
+        "minutes": "n/a" if minutes is None else f"{minutes / 60:.0f}" + _accelerator(info),
         "plan": f"{res['plan_seconds_mean']:.3g}",
         "seeds": ",".join(str(s) for s in res["seeds"]),
         "command": " ".join(res.get("command", ["(not recorded)"])),
@@ -74,6 +74,15 @@ def _policy_command(res: dict) -> str:
         f"lewm policy train --ckpt {res['checkpoint']} --data {pol['trained_on']}"
         f"{train_flags(pol['config'])} --out {pol['path']}"
     )
+
+
+def _accelerator(info: dict) -> str:
+    """`` on 1 NVIDIA H200, bf16`` for a run trained on a GPU (``training.json`` → ``trained_on``);
+    empty for a CPU run, or one older than that record."""
+    where = info.get("trained_on") or {}
+    if where.get("device") in (None, "cpu"):
+        return ""
+    return f" on {where.get('processes', 1)} {where.get('name')}, {where.get('precision')}"
 
 
 def _solver_label(solver: dict, policy: dict | None, mpc: dict) -> str:
@@ -118,7 +127,9 @@ def build_table(checkpoints: str | Path = "checkpoints") -> str:
         )
     lines += ["", "Commands that wrote each row's `results.json` (run from the repository root), "
               "after the command that makes its held-out evaluation file (the recipe's seed + 1; "
-              "the same bytes on every run, sha256 in `results.json`):", ""]  # fmt: skip
+              "the same bytes on every run on a machine of the kind that recorded them, sha256 in "
+              "`results.json`; PushT's and Cube's physics differ in the last bits between CPU "
+              "models, docs/results.md):", ""]  # fmt: skip
     for r in rows:
         train = f"`{train_file_command(r['env'], r['episodes'])}`, `{r['policy_command']}`, " \
             if r["policy_command"] else ""  # fmt: skip
@@ -147,7 +158,7 @@ def cost_table(checkpoints: str | Path = "checkpoints") -> str:
             _fmt(collect, "{:.0f}"),
             _fmt(frames, "{:,}"),
             _fmt(frames / collect if frames and collect else None, "{:.0f}"),
-            _fmt(train_s / steps if train_s and steps else None, "{:.2f}"),
+            _fmt(train_s / steps if train_s and steps else None, "{:.2f}") + _accelerator(info),
             _fmt(peak / 1024 if peak else None, "{:.1f}"),
             _fmt(timing.get("total_seconds"), "{:.0f}"),
         ]
@@ -255,8 +266,9 @@ def write_results_md(checkpoints: str | Path = "checkpoints") -> str:
         "floor runs uniform actions on the same pairs. Paper columns: spec §11.1 (224×224, "
         "pairs from the training file). Training minutes and planning seconds are the wall-clock "
         "times each run recorded on this project's 2-core machine, which other jobs may have "
-        "shared: upper bounds (idle-machine timings are in the README). Details and what was "
-        "tried: `docs/results.md`.\n",
+        "shared: upper bounds (idle-machine timings are in the README); a model trained on a "
+        "GPU says so beside its minutes, and is planned and evaluated on the CPU like the "
+        "others. Details and what was tried: `docs/results.md`.\n",
         build_table(checkpoints),
     ]
     if missing:

@@ -88,6 +88,8 @@ def training_info(run: Path) -> dict:
         "objective": cfg.get("loss", {}).get("objective", "lewm"),
         "train_data": {k: data.get(k) for k in ("n_episodes", "n_rows", "image_size", "env")},
         "git_commit": cfg.get("git_commit"),
+        # device, its name, precision, processes (runs before this record: absent)
+        "trained_on": cfg.get("trained_on"),
     }
     demo = run.parent
     for name in ("demo.json", "stages.json"):

@@ -57,6 +57,7 @@ from lewm.train_setup import (
     note_batch_size,
     prepare,
     resolve_device,
+    trained_on,
 )
 
 __all__ = [
@@ -142,6 +143,7 @@ class _Session:
     start: int
     dev: torch.device
     log_means: dict | None  # RunningMeans state of the checkpoint resumed from
+    processes: int  # the world size (config.json's trained_on)
 
     @property
     def trained(self) -> nn.Module:
@@ -150,6 +152,7 @@ class _Session:
 
     def meta(self, step: int) -> dict:
         s, extra = self.setup, objective_metadata(self.cfg, self.model)
+        extra = {**extra, "trained_on": trained_on(self.cfg, self.dev, self.processes)}
         return run_metadata(self.cfg, s.dataset.normalizer, s.data_meta, step, extra)
 
 
@@ -181,8 +184,8 @@ def _start(world: World, cfg, data, out, resume, overrides, dev, tensorboard) ->
     loss_fn = batch_loss(net, cfg, dev, autocast_for(cfg, dev), reduce=reduce)
     means = saved.state.get("log_means") if saved is not None and saved.state else None
     s = _Session(
-        cfg, setup, run, Path(out), model, head, net, opt, sched, loss_fn, start_step, dev, means
-    )
+        cfg, setup, run, Path(out), model, head, net, opt, sched, loss_fn, start_step, dev, means, world.size
+    )  # fmt: skip
     world.main_only(
         lambda: run.open(
             meta=s.meta(0), split=setup.split, start=start_step, tensorboard=tensorboard

@@ -47,6 +47,7 @@ __all__ = [
     "resolve_config",
     "resolve_device",
     "resume_budget",
+    "trained_on",
     "validation_batches",
 ]
 
@@ -92,6 +93,16 @@ def _cuda(local_rank: int | None) -> torch.device:
             f"{count} processes per machine (torchrun --nproc-per-node {count})"
         )
     return torch.device("cuda", local_rank)
+
+
+def trained_on(cfg: Config, device: torch.device, processes: int) -> dict:
+    """Where a run trains, for its ``config.json`` and the shipped ``training.json``: the device
+    type and name, the precision its autocast uses, and the number of processes."""
+    precision = cfg.train.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    return {"device": device.type, "name": name, "precision": precision, "processes": processes}
 
 
 def autocast_for(cfg: Config, device: torch.device):

@@ -13,6 +13,11 @@
 The cheapest setting "within the interval of 300x30" is the one with the fewest token
 passes whose pooled success is at least the lower end of the reference's interval
 (doing better than the reference counts as matching it).
+
+Two settings of one study plan the same episodes (same pairs, same seeds), so they can also
+be compared pair by pair: :func:`paired` counts the episodes only one of them solves and
+gives the exact McNemar test, which sees a difference that two overlapping intervals hide.
+The study compares each earlier-step ranking with the same budget ranked on the last step.
 """
 
 from __future__ import annotations
@@ -169,6 +174,46 @@ def cheapest_match(
         ),
     )
     return best["name"]
+
+
+def paired(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Episode-by-episode comparison of two evaluations of the same pairs: over the episodes
+    both count (same seed and pair index), how many only ``a`` solves, only ``b`` solves, both,
+    neither, and the two-sided exact McNemar p-value (a binomial test of the discordant
+    episodes against 1/2; 1.0 when there are none)."""
+    from scipy.stats import binomtest
+
+    def outcomes(results):
+        return {(e["seed"], e["index"]): bool(e["success"]) for e in counted_episodes(results)}
+
+    oa, ob = outcomes(a), outcomes(b)
+    keys = sorted(oa.keys() & ob.keys())
+    only_a = sum(oa[k] and not ob[k] for k in keys)
+    only_b = sum(ob[k] and not oa[k] for k in keys)
+    both = sum(oa[k] and ob[k] for k in keys)
+    discordant = only_a + only_b
+    return {
+        "episodes": len(keys),
+        "only_this": only_a,
+        "only_other": only_b,
+        "both": both,
+        "neither": len(keys) - discordant - both,
+        "mcnemar_exact_p": binomtest(only_a, discordant, 0.5).pvalue if discordant else 1.0,
+    }
+
+
+def earlier_step_vs_last(
+    settings: Sequence[Setting], results: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each setting ranked on an earlier step, paired (:func:`paired`) with the same solver and
+    budget ranked on the last step, where the study has both."""
+    by_name = {s.name: r for s, r in zip(settings, results, strict=True)}
+    rows = []
+    for s, r in zip(settings, results, strict=True):
+        last = Setting(s.solver, s.samples, s.iterations).name
+        if s.cost_step is not None and last in by_name:
+            rows.append({"setting": s.name, "other": last, **paired(r, by_name[last])})
+    return rows
 
 
 def random_floor(results: Mapping[str, Any]) -> dict[str, Any]:
