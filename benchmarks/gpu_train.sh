@@ -14,7 +14,8 @@
 # repeated in fp32 (and the runs then train in fp32).
 #
 # Environment: COLLECT (the `lewm collect` arguments of the training file, without --out),
-# PRESET (default small), DEVICE (default cuda), WORKERS (collection processes, default the CPU count), LEWM (the
+# PRESET (default small), DEVICE (default cuda), RESERVE (seconds kept for shipping after the
+# runs, default 30), THREADS (CPU threads per run, default the CPU count over the variants), WORKERS (collection processes, default the CPU count), LEWM (the
 # command that runs lewm, default `python3 -m lewm`). Used for the PushT GPU row of RESULTS.md
 # (docs/results.md, "PushT on a GPU").
 set -euo pipefail
@@ -24,7 +25,7 @@ VARIANTS=("$@")
 LEWM=${LEWM:-python3 -m lewm}
 PRESET=${PRESET:-small}
 WORKERS=${WORKERS:-$(nproc)}
-THREADS=$(( $(nproc) / ${#VARIANTS[@]} > 0 ? $(nproc) / ${#VARIANTS[@]} : 1 ))
+THREADS=${THREADS:-$(( $(nproc) / ${#VARIANTS[@]} > 0 ? $(nproc) / ${#VARIANTS[@]} : 1 ))}
 START=$(date +%s)
 mkdir -p "$WORK" "$OUTDIR"
 DATA=$WORK/train.h5
@@ -85,19 +86,27 @@ RATE=$(rate _probe)
 PROBE_SECONDS=$(( $(date +%s) - PROBE_START ))
 LEFT=$(( SECONDS_TOTAL - ($(date +%s) - START) ))
 # start-up costs about what the probe's did beyond its 200 steps; 15 % of the rest is margin
-STEPS=$(python3 -c "r=$RATE; s=$PROBE_SECONDS-200/r; print(max(200, int(($LEFT-s-30)*0.85*r)//100*100))")
+STEPS=$(python3 -c "r=$RATE; s=$PROBE_SECONDS-200/r; print(max(200, int(($LEFT-s-${RESERVE:-30})*0.85*r)//100*100))")
 echo "probe: $RATE steps/s per variant side by side ($PROBE_SECONDS s); $LEFT s left: $STEPS steps ${PRECISION:-(bf16 autocast)}"
 
 # checkpoints every fifth of the run: a run still going at the deadline is stopped and its last
 # checkpoint shipped (training.json then records the steps it reached)
-DEADLINE=$(( SECONDS_TOTAL - ($(date +%s) - START) - 20 ))
-train_all "$STEPS" "" "--set train.save_every=$(( STEPS / 5 )) $PRECISION" "$DEADLINE" || true
+DEADLINE=$(( SECONDS_TOTAL - ($(date +%s) - START) - ${RESERVE:-30} * 2 / 3 ))
+(( DEADLINE >= 1 )) || DEADLINE=1
+# validation every tenth of the run (the probe measured steps without it)
+EVERY="--set train.save_every=$(( STEPS / 5 )) --set train.val_every=$(( STEPS / 10 ))"
+train_all "$STEPS" "" "$EVERY $PRECISION" "$DEADLINE" || true
 for v in "${VARIANTS[@]}"; do
   name=${v%%=*}
+  shipped="nothing was shipped (no checkpoint yet)"
   if $LEWM results ship --run "$WORK/$name" --out "$OUTDIR/$name"; then
     cp "$WORK/$name/metrics.jsonl" "$OUTDIR/$name/"
+    shipped="its last checkpoint was shipped"
   fi
   tail -n 5 "$WORK/$name.log"
-  tail -n 1 "$WORK/$name/metrics.jsonl" 2>/dev/null || echo "$name: no metrics"
+  step=$(tail -n 1 "$WORK/$name/metrics.jsonl" 2>/dev/null | python3 -c \
+    "import json, sys; print(json.loads(sys.stdin.read() or '{\"step\": 0}')['step'])")
+  echo "$name: trained $step of $STEPS steps"
+  [ "$step" = "$STEPS" ] || echo "$name: stopped at the deadline; $shipped"
 done
 echo "done after $(( $(date +%s) - START )) s"

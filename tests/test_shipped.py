@@ -25,6 +25,7 @@ SHIPPED = {
     "tworoom-pldm": ("tworoom", "small", 64, 5_918_126),  # the PLDM baseline, same recipe
     "pusht": ("pusht", "small", 64, 5_816_750),  # patch 8: a smaller patch embedding
     "pusht-gpu": ("pusht", "small", 64, 5_816_750),  # the same model, trained longer on a GPU
+    "pusht-pldm": ("pusht", "small", 64, 5_816_750),  # the PLDM baseline, the pusht recipe
     "reacher": ("reacher", "small", 64, 5_918_126),
     "cube": ("cube", "small", 64, 5_918_276),  # 25-d action blocks (5-d actions x frameskip 5)
 }
