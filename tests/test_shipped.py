@@ -69,7 +69,8 @@ def test_the_committed_evaluation_is_of_these_weights_and_portable(name):
         assert machine_path not in text
 
 
-POLICIES = ("cube", "pusht", "reacher", "tworoom")  # checkpoints with an amortised policy
+# checkpoints with an amortised policy
+POLICIES = ("cube", "pusht", "pusht-gpu", "reacher", "tworoom")
 POLICY_EVALS = {"policy": "policy", "policy-cem": "policy-init"}  # subfolder -> mode
 
 
