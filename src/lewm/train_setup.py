@@ -97,20 +97,23 @@ def _cuda(local_rank: int | None) -> torch.device:
 
 def trained_on(cfg: Config, device: torch.device, processes: int) -> dict:
     """Where a run trains, for its ``config.json`` and the shipped ``training.json``: the device
-    type and name, the precision its autocast uses, and the number of processes."""
-    precision = cfg.train.precision
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
+    type and name, the precision its autocast uses, and the number of processes (of the session
+    that wrote the checkpoint: a run resumed elsewhere records where it resumed)."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    precision = _precision(cfg, device)
     return {"device": device.type, "name": name, "precision": precision, "processes": processes}
+
+
+def _precision(cfg: Config, device: torch.device) -> str:
+    """``train.precision`` resolved: 'auto' is bf16 on CUDA, fp32 elsewhere."""
+    if cfg.train.precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return cfg.train.precision
 
 
 def autocast_for(cfg: Config, device: torch.device):
     """bf16 autocast on CUDA by default; fp32 on CPU (bf16 is ~24x slower without hardware support)."""
-    precision = cfg.train.precision
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    if precision == "bf16":
+    if _precision(cfg, device) == "bf16":
         return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return nullcontext
 
