@@ -188,9 +188,20 @@ def test_sigreg_batchnorm_and_gradients_on_two_processes_equal_one(tmp_path):
     """Value and gradient of SIGReg, of the whole loss with BatchNorm and of every parameter
     after DDP's averaging equal the single-process values on the concatenated batch (and errors
     of one process end both)."""
+    import signal
+
     import torch.multiprocessing as mp
 
-    mp.spawn(_worker, args=(2, str(tmp_path / "store")), nprocs=2, join=True)
+    for attempt in range(2):
+        try:
+            mp.spawn(_worker, args=(2, str(tmp_path / f"store{attempt}")), nprocs=2, join=True)
+            return
+        except mp.ProcessExitedException as exc:
+            # gloo sometimes aborts a process as it tears down ("terminate called without an
+            # active exception"; seen on an Intel Xeon host in 1 of 3 full runs, never alone):
+            # that abort gets one retry, every check still has to pass; anything else fails.
+            if attempt or exc.signal_name != signal.Signals.SIGABRT.name:
+                raise
 
 
 def test_global_batchnorm_is_batchnorm_for_one_process():
