@@ -49,12 +49,23 @@ def wait_until(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+# Start the collector as a terminal does: SIGINT unblocked and at its default, whatever this
+# pytest process inherited or a library thread left (both pass through fork and exec, and a
+# Python started with SIGINT ignored never installs its KeyboardInterrupt handler), then exec
+# it in place, so the pid is the collector's.
+TERMINAL_SIGINT = (
+    "import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def start_collector(out: Path) -> subprocess.Popen:
     """``lewm collect --workers 2`` in its own session (process group = its pid), once its
     workers are running and episodes are being written."""
+    argv = [sys.executable, "-m", "lewm", "collect", *LONG_COLLECT, "--out", str(out),
+            "--workers", "2", "--no-progress"]  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lewm", "collect", *LONG_COLLECT, "--out", str(out),
-         "--workers", "2", "--no-progress"],
+        [sys.executable, "-c", TERMINAL_SIGINT, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
