@@ -15,8 +15,9 @@
 #
 # Environment: COLLECT (the `lewm collect` arguments of the training file, without --out),
 # PRESET (default small), DEVICE (default cuda), RESERVE (seconds kept for shipping after the
-# runs, default 30), THREADS (CPU threads per run, default the CPU count over the variants), WORKERS (collection processes, default the CPU count), LEWM (the
-# command that runs lewm, default `python3 -m lewm`). Used for the PushT GPU row of RESULTS.md
+# runs, default 30), THREADS (CPU threads per run, default the CPU count over the variants),
+# WORKERS (collection processes, default the CPU count), LEWM (the command that runs lewm,
+# default `python3 -m lewm`). Used for the PushT GPU row of RESULTS.md
 # (docs/results.md, "PushT on a GPU").
 set -euo pipefail
 WORK=$1 OUTDIR=$2 SECONDS_TOTAL=$3
@@ -75,12 +76,13 @@ EOF
 
 PRECISION=""
 PROBE_START=$(date +%s)
-if ! train_all 200 _probe "--set train.log_every=50 --set train.val_every=1000 --set train.save_every=1000" 300; then
+PROBE="--set train.log_every=50 --set train.val_every=1000 --set train.save_every=1000"
+if ! train_all 200 _probe "$PROBE" 300; then
   echo "the bf16 probe failed; its logs:" && tail -n 5 "$WORK"/*_probe.log
   PRECISION="--set train.precision=fp32"
   rm -rf "$WORK"/*_probe
   PROBE_START=$(date +%s)
-  train_all 200 _probe "--set train.log_every=50 --set train.val_every=1000 --set train.save_every=1000 $PRECISION" 300
+  train_all 200 _probe "$PROBE $PRECISION" 300
 fi
 RATE=$(rate _probe)
 PROBE_SECONDS=$(( $(date +%s) - PROBE_START ))
