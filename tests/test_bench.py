@@ -72,6 +72,17 @@ def test_bench_plan_reports_the_documented_keys():
     assert out["max_abs_plan_difference_vs_reference_rollout"] < 1e-4
 
 
+def test_bench_plan_compile_times_the_compiled_rollout_and_says_how_far_it_is():
+    out = bench_plan("tiny", samples=8, iterations=1, repeats=1, threads=1, baseline=True,
+                     compile=True)  # fmt: skip
+    assert out["compiled_solve_seconds_median"] > 0 and out["compile_and_warmup_seconds"] > 0
+    assert out["compiled_speedup_vs_reference_rollout"] == pytest.approx(
+        out["reference_rollout_solve_seconds_median"] / out["compiled_solve_seconds_median"]
+    )
+    assert 0 <= out["max_abs_rollout_difference_compiled_vs_eager"] < 1e-4
+    assert out["max_abs_plan_difference_compiled_vs_eager"] >= 0
+
+
 def test_bench_plan_json_has_spread_reference_and_peak():
     proc = subprocess.run(
         [_lewm(), "bench", "plan", "--preset", "tiny", "--samples", "8", "--iters", "1",

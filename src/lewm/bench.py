@@ -248,6 +248,11 @@ def bench_plan(
             out.update(
                 _bench_compiled(model, planner, frame, goal, horizon, fa, seed, repeats, plan)
             )
+            if baseline:
+                out["compiled_speedup_vs_reference_rollout"] = (
+                    out["reference_rollout_solve_seconds_median"]
+                    / out["compiled_solve_seconds_median"]
+                )
         if peak:
             out["matmul_peak"] = matmul_peak(model.cfg, samples)
             _add_fraction_of_peak(out)
@@ -288,4 +293,13 @@ def _bench_compiled(model, planner, frame, goal, horizon, fa, seed, repeats, pla
     out = spread(times, "compiled_solve_seconds")
     out["compile_and_warmup_seconds"] = total - sum(times)
     out["max_abs_plan_difference_compiled_vs_eager"] = (c_plan - plan).abs().max().item()
+    # the rollouts themselves, on one batch of random candidates: a plan can move by more
+    # when two candidates' costs are within rounding and the elite set flips
+    g = torch.Generator().manual_seed(seed)
+    samples = planner.settings().get("samples", 1)
+    with torch.no_grad():
+        ctx = torch.randn(samples, 1, model.embed_dim, generator=g)  # (S, 1, D)
+        cand = torch.randn(samples, horizon, fa, generator=g)  # (S, Hp, fA)
+        diff = compiled.rollout(ctx, cand) - model.rollout(ctx, cand)
+    out["max_abs_rollout_difference_compiled_vs_eager"] = diff.abs().max().item()
     return out

@@ -66,7 +66,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, *, progress: bool =
         "config": asdict(cfg),
         "train_steps": result["step"],
         "final_metrics": result,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": stages.peak_rss_mb(),
         **stages.seconds(),
     }
     atomic_write_bytes(out / "results.json", (json.dumps(results, indent=2) + "\n").encode())
@@ -135,6 +135,11 @@ class _Stages:
         from lewm.checkpoint import atomic_write_bytes
 
         atomic_write_bytes(self.path, (json.dumps(self.times, indent=2) + "\n").encode())
+
+    def peak_rss_mb(self) -> float:
+        """The largest process over every run of the demo (a resumed run's own may be smaller)."""
+        peaks = [v for k, v in self.times.items() if k.endswith("_peak_rss_mb")]
+        return max([peak_rss_mb(), *peaks])
 
     def seconds(self) -> dict[str, float]:
         out = {k: self.times.get(k, 0.0) for k in ("collect_seconds", "train_seconds")}
@@ -237,8 +242,10 @@ def _evaluate(cfg: DemoConfig, out: Path, eval_file: Path) -> dict:
             per_seed.append(json.loads((seed_dir / "results.json").read_text()))
             continue
         settings = {"samples": cfg.samples, "iterations": cfg.iterations}
-        if cfg.solver in ("cem", "icem", "mppi"):
-            settings["topk"] = cfg.topk or default_topk(cfg.samples)
+        if cfg.topk is not None:
+            settings["topk"] = cfg.topk
+        elif cfg.solver in ("cem", "mppi"):
+            settings["topk"] = default_topk(cfg.samples)  # iCEM: the rule, raised to its elites
         per_seed.append(
             evaluate(
                 out / "run",

@@ -30,13 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seeds", default=None, help="evaluation seeds (default 42,43,44)")
     p.add_argument("--pairs", type=int, default=None, help="start/goal pairs per seed (default 50)")
-    p.add_argument("--samples", type=int, default=None, help="CEM samples (default: the recipe's)")
-    p.add_argument("--iters", type=int, default=None, help="CEM iterations (default: the recipe's)")
+    p.add_argument(
+        "--samples", type=int, default=None, help="planner samples (default: the recipe's)"
+    )
+    p.add_argument(
+        "--iters", type=int, default=None, help="planner iterations (default: the recipe's)"
+    )
     p.add_argument(
         "--paper-budget",
         dest="paper_budget",
         action="store_true",
-        help="plan with the paper's CEM 300x30 instead of the recipe's budget",
+        help="plan with the paper's CEM 300x30 instead of the recipe's solver and budget",
     )
     p.add_argument("--device", default="auto")
     p.add_argument(
@@ -79,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.paper_budget:
         if args.samples is not None or args.iters is not None:
             raise ConfigError("--paper-budget is CEM's 300x30: give it without --samples/--iters")
+        cfg.solver, cfg.topk = "cem", None
         cfg.samples, cfg.iterations = PAPER.samples, PAPER.iterations
     if args.preset is not None:
         cfg.preset = args.preset
