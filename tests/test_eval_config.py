@@ -175,6 +175,8 @@ def test_cli_plans_a_studied_environment_at_its_budget_and_the_paper_one_flag_aw
     assert (studied.samples, studied.iterations, studied.topk) == (50, 10, 5)
     reacher = _solver_of("--env", "reacher")  # argparse keeps the last --env
     assert (reacher.samples, reacher.iterations, reacher.topk) == (100, 10, 10)
+    pusht = _solver_of("--env", "pusht")  # studied on the GPU-trained model
+    assert (pusht.samples, pusht.iterations, pusht.topk) == (50, 10, 5)
     paper = _solver_of("--paper-budget")
     assert (paper.samples, paper.iterations) == (300, 30)
 

@@ -58,6 +58,14 @@ STUDIED: dict[str, Budget] = {
         "over seeds 42-44, excluding starts already solved",
         study="benchmarks/results/compute_study_tworoom",
     ),
+    "pusht": Budget(
+        50,
+        10,
+        "cheapest inside CEM 300x30's 95 % interval: 22.1 % against 25.5 % [19.1, 33.2], pooled "
+        "over seeds 42-44, excluding starts already solved, on the GPU-trained model (the CPU "
+        "recipe's model plans at the random floor's level with every budget)",
+        study="benchmarks/results/compute_study_pusht_gpu",
+    ),
     "reacher": Budget(
         100,
         10,
