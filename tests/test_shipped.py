@@ -98,6 +98,8 @@ SOLVER_EVALS = {  # other solvers' rows in RESULTS.md: solver, samples, iteratio
     ("tworoom", "icem"): ("icem", 100, 10, None),
     ("reacher", "icem"): ("icem", 150, 15, None),
     ("reacher", "step4"): ("cem", 300, 30, 4),
+    ("reacher", "icem-step4"): ("icem", 100, 10, 4),
+    ("reacher", "mppi-step4"): ("mppi", 150, 15, 4),
     ("cube", "icem"): ("icem", 150, 15, None),
 }
 
