@@ -310,6 +310,23 @@ def test_bad_input(tworoom_run, tmp_path):
     err(EvaluationError, "3-D actions", tmp_path, run, "tworoom", odd)
 
 
+def test_compile_plans_through_the_compiled_rollout_and_needs_a_lewm_model(
+    tworoom_run, tmp_path, monkeypatch
+):
+    run, data = tworoom_run
+    kw = dict(episodes=2, seeds=(42,), budget=25, **FAST)
+    eager = evaluate(run, "tworoom", data, None, **kw)
+    compiled = evaluate(run, "tworoom", data, None, compile=True, **kw)
+    assert compiled["compiled_rollout"] is True and eager["compiled_rollout"] is False
+    assert compiled["solves"] == eager["solves"] > 0
+    import lewm.eval.prepare
+
+    monkeypatch.setattr(lewm.eval.prepare, "load_model", lambda *a: object())  # not LeWM
+    _raises_without_results(
+        ConfigError, "--compile plans through LeWM", tmp_path, run, "tworoom", data, compile=True
+    )
+
+
 def test_non_finite_costs_fail_cleanly(tworoom_run, tmp_path):
     from safetensors.torch import load_file, save_file
 

@@ -119,3 +119,22 @@ def test_train_mode_runs_the_cached_path_with_dropout():
     m.eval()
     with torch.no_grad():
         assert torch.equal(m.rollout(ctx, cand), m.rollout(ctx, cand))
+
+
+def test_compiled_rollout_equals_the_fast_one_and_leaves_gradients_to_the_eager_path():
+    """LeWM.compile_rollout: torch.compile with frozen weights, for calls without gradients."""
+    from lewm.model.fast_rollout import fast_rollout
+
+    m = model_for(3, torch.float32)
+    ctx, cand, hist = inputs(2, 5, torch.float32)
+    with torch.no_grad():
+        eager = fast_rollout(m, ctx, cand, hist)
+    m.compile_rollout()
+    with torch.no_grad():
+        compiled = m.rollout(ctx, cand, hist)
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    cand = cand.clone().requires_grad_(True)  # the gradient solver's call: the eager path
+    out = m.rollout(ctx, cand, hist)
+    assert torch.equal(out.detach(), fast_rollout(m, ctx, cand, hist).detach())
+    out[:, -1].sum().backward()
+    assert cand.grad is not None and cand.grad.abs().sum() > 0

@@ -15,7 +15,7 @@ compared with the machine's measured matmul peak (:mod:`lewm.bench_peak`).
 
 from __future__ import annotations
 
-import functools
+import copy
 import statistics
 import time
 from contextlib import contextmanager
@@ -67,16 +67,14 @@ class _ReferenceModel:
 
 
 class _CompiledModel(_ReferenceModel):
-    """Planning interface over ``torch.compile`` (inductor) of the fast rollout (opt-in)."""
+    """Planning interface over :meth:`LeWM.compile_rollout` of a copy of the model (opt-in)."""
 
     def __init__(self, model: LeWM):
-        from lewm.model.fast_rollout import fast_rollout
-
-        super().__init__(model)
-        self._rollout = torch.compile(functools.partial(fast_rollout, model), dynamic=False)
+        super().__init__(copy.deepcopy(model))
+        self.model.compile_rollout()
 
     def rollout(self, context_emb, candidates, action_history=None):
-        return self._rollout(context_emb, candidates, action_history)
+        return self.model.rollout(context_emb, candidates, action_history)
 
 
 @contextmanager

@@ -68,6 +68,9 @@ class EvalConfig:
     """A ``lewm policy train`` folder: its proposal is the plan (no search)."""
     policy_init: bool = False
     """With ``policy``: the proposal is the solver's initial plan (CEM's initial mean)."""
+    compile: bool = False
+    """Plan through ``LeWM.compile_rollout`` (torch.compile, inductor, weights frozen): the
+    same rollouts to float rounding, faster once compiled (LeWM checkpoints only)."""
 
     def __post_init__(self) -> None:
         _set = lambda name, value: object.__setattr__(self, name, value)  # frozen

@@ -109,6 +109,10 @@ def prepare(
         )
     device = resolve_device(cfg.device)
     model = load_model(ckpt_path, data_path, cfg, device)
+    if cfg.compile:
+        if not hasattr(model, "compile_rollout"):
+            raise ConfigError(f"--compile plans through LeWM.compile_rollout; {ckpt} is not LeWM")
+        model.compile_rollout()
     prov = provenance_of(model)
     check_model(model, prov, info, env, ckpt_path, cfg, notes)
     _note_deviations(cfg, model.frameskip, planner, notes)

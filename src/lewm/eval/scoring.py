@@ -282,6 +282,7 @@ def _results_body(
         "render_consistency": render_check,
         "resize_frames": bool(cfg.resize_frames and setup.info.image_size != (size, size)),
         "device": str(setup.device),
+        "compiled_rollout": bool(cfg.compile),
         "timing": timing.to_dict(),
         "warnings": notes.warnings,
         "lewm_version": lewm.__version__,

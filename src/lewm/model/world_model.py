@@ -40,6 +40,7 @@ class LeWM(nn.Module):
         self.action_normalizer = action_normalizer
         # Where the weights came from; lewm.load replaces it (see model/provenance.py).
         self.provenance = Provenance()
+        self._compiled_rollout = None  # compile_rollout(): the planner's opt-in compiled path
 
     # -- properties the planner reads ---------------------------------------
     @property
@@ -130,8 +131,27 @@ class LeWM(nn.Module):
         """
         self._check_rollout(context_emb, candidates, action_history)
         if not self.training:
+            if self._compiled_rollout is not None and not torch.is_grad_enabled():
+                return self._compiled_rollout(context_emb, candidates, action_history)
             return fast_rollout(self, context_emb, candidates, action_history)
         return self.rollout_cached(context_emb, candidates, action_history)
+
+    def compile_rollout(self) -> None:
+        """Plan through ``torch.compile`` (inductor) of the eval-mode rollout (opt-in).
+
+        The weights are frozen into the compiled graph as constants (inductor's
+        ``freezing``), which lets it pre-pack them for the CPU's matrix kernels; the
+        rollout equals :func:`fast_rollout` to float rounding. It applies to eval-mode
+        calls without gradients (the sampling solvers); the gradient solver and train
+        mode keep the eager paths. Call it once the weights are final: later changes to
+        them are not seen. Each new input shape compiles once (about a minute on two
+        cores at the paper's size).
+        """
+        import functools
+
+        self._compiled_rollout = torch.compile(
+            functools.partial(fast_rollout, self), dynamic=False, options={"freezing": True}
+        )
 
     def rollout_cached(
         self,
