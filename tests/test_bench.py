@@ -80,7 +80,7 @@ def test_bench_plan_compile_times_the_compiled_rollout_and_says_how_far_it_is():
         out["reference_rollout_solve_seconds_median"] / out["compiled_solve_seconds_median"]
     )
     assert 0 <= out["max_abs_rollout_difference_compiled_vs_eager"] < 1e-4
-    assert out["max_abs_plan_difference_compiled_vs_eager"] >= 0
+    assert "max_abs_plan_difference_compiled_vs_eager" in out
 
 
 def test_bench_plan_json_has_spread_reference_and_peak():

@@ -158,12 +158,13 @@ def _call_seconds(model: LeWM, samples: int, fa: int, g: torch.Generator) -> tup
     return fast, ref
 
 
-def _rollout_difference(model: LeWM, samples: int, horizon: int, fa: int, g) -> float:
-    """Max |fast - reference| over the same random context and candidates."""
+def _rollout_difference(model: LeWM, other, samples: int, horizon: int, fa: int, g) -> float:
+    """Max |model's rollout - other's| (a planning model) over the same random context and
+    candidates."""
     with torch.no_grad():
         ctx = torch.randn(samples, 1, model.embed_dim, generator=g)  # (S, 1, D)
         cand = torch.randn(samples, horizon, fa, generator=g)  # (S, Hp, fA)
-        return (model.rollout(ctx, cand) - reference_rollout(model, ctx, cand)).abs().max().item()
+        return (model.rollout(ctx, cand) - other.rollout(ctx, cand)).abs().max().item()
 
 
 def _flops(model: LeWM, planner: Solver, horizon: int, fast: bool) -> dict | None:
@@ -225,7 +226,7 @@ def bench_plan(
             "predictor_calls_per_solve": iterations * horizon if solver != "gradient" else None,
             "encode_context_and_goal_seconds": time.perf_counter() - t_enc,
             "max_abs_rollout_difference_vs_reference": _rollout_difference(
-                model, samples, horizon, fa, g
+                model, _ReferenceModel(model), samples, horizon, fa, g
             ),
         }
         _add_flops(out, _flops(model, planner, horizon, True), "")
@@ -293,11 +294,12 @@ def _bench_compiled(model, planner, frame, goal, horizon, fa, seed, repeats, pla
     out["max_abs_plan_difference_compiled_vs_eager"] = (c_plan - plan).abs().max().item()
     # the rollouts themselves, on one batch of random candidates: a plan can move by more
     # when two candidates' costs are within rounding and the elite set flips
-    g = torch.Generator().manual_seed(seed)
-    samples = planner.settings().get("samples", 1)
-    with torch.no_grad():
-        ctx = torch.randn(samples, 1, model.embed_dim, generator=g)  # (S, 1, D)
-        cand = torch.randn(samples, horizon, fa, generator=g)  # (S, Hp, fA)
-        diff = compiled.rollout(ctx, cand) - model.rollout(ctx, cand)
-    out["max_abs_rollout_difference_compiled_vs_eager"] = diff.abs().max().item()
+    out["max_abs_rollout_difference_compiled_vs_eager"] = _rollout_difference(
+        model,
+        compiled,
+        planner.settings().get("samples", 1),
+        horizon,
+        fa,
+        torch.Generator().manual_seed(seed),
+    )
     return out
