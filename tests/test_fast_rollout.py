@@ -133,6 +133,11 @@ def test_compiled_rollout_equals_the_fast_one_and_leaves_gradients_to_the_eager_
     with torch.no_grad():
         compiled = m.rollout(ctx, cand, hist)
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # frozen: the weights are graph constants (what lets inductor pack them)
+        m.pred_proj.net[-1].weight.mul_(2.0)
+        assert torch.equal(m.rollout(ctx, cand, hist), compiled)
+        assert not torch.allclose(fast_rollout(m, ctx, cand, hist), eager)
+        m.pred_proj.net[-1].weight.div_(2.0)
     cand = cand.clone().requires_grad_(True)  # the gradient solver's call: the eager path
     out = m.rollout(ctx, cand, hist)
     assert torch.equal(out.detach(), fast_rollout(m, ctx, cand, hist).detach())

@@ -82,8 +82,9 @@ def layer_modulations(predictor, c: Tensor) -> list[LayerMods]:
     # the blocks multiply by 1 + scale: fold the 1 into the scale biases (rows 1 and 4)
     one = torch.tensor([0, 1, 0, 0, 1, 0], dtype=bias.dtype, device=bias.device)
     bias = (bias + one[:, None]).flatten()  # (L*6D,)
-    act = layers[0].adaLN_modulation[0](c)  # SiLU, shared by every layer's modulation
-    raw = F.linear(act, weight, bias).view(b, t, len(layers), 6, d).transpose(0, 1)
+    # token-major before the GEMM, so every view below (and every op on them) is token-major
+    act = layers[0].adaLN_modulation[0](c.transpose(0, 1).contiguous())  # SiLU, (T, B, D)
+    raw = F.linear(act, weight, bias).view(t, b, len(layers), 6, d)
     # (T, B, L, 6, D): per layer shift1, 1 + scale1, gate1, shift2, 1 + scale2, gate2
     return [LayerMods(*raw[:, :, i].unbind(2)) for i in range(len(layers))]
 

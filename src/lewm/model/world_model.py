@@ -144,14 +144,22 @@ class LeWM(nn.Module):
         rollout equals :func:`fast_rollout` to float rounding. It applies to eval-mode
         calls without gradients (the sampling solvers); the gradient solver and train
         mode keep the eager paths. Call it once the weights are final: later changes to
-        them are not seen. Each new input shape compiles once (about a minute on two
+        them are not seen. Each new input shape compiles once (about 40 s on two
         cores at the paper's size).
         """
         import functools
 
-        self._compiled_rollout = torch.compile(
-            functools.partial(fast_rollout, self), dynamic=False, options={"freezing": True}
-        )
+        import torch._inductor.config as inductor_config
+
+        compiled = torch.compile(functools.partial(fast_rollout, self), dynamic=False)
+
+        def frozen(*args: torch.Tensor | None) -> torch.Tensor:
+            # Dynamo reads ``freezing`` while it traces (to make the weights graph
+            # constants), so it must be on at call time, not only in inductor's options.
+            with inductor_config.patch(freezing=True):
+                return compiled(*args)
+
+        self._compiled_rollout = frozen
 
     def rollout_cached(
         self,
