@@ -183,10 +183,27 @@ def fast_rollout(
     model, context_emb: Tensor, candidates: Tensor, action_history: Tensor | None
 ) -> Tensor:
     """:meth:`LeWM.rollout` in eval mode: (B, H, D), (B, Hp, fA), (B, H-1, fA) -> (B, H+Hp, D)."""
-    pred = model.predictor
-    h, hp = context_emb.shape[1], candidates.shape[1]
+    return rollout_embedded(
+        model, context_emb, action_embeddings(model, context_emb, candidates, action_history)
+    )
+
+
+def action_embeddings(
+    model, context_emb: Tensor, candidates: Tensor, action_history: Tensor | None
+) -> Tensor:
+    """The action encoder over the executed and the candidate blocks: (B, H-1+Hp, D)."""
+    h = context_emb.shape[1]
     blocks = candidates if h == 1 else torch.cat([action_history.to(candidates), candidates], 1)
-    mods = layer_modulations(pred, model.encode_actions(blocks))  # (B, T, D) in, T = H-1+Hp
+    return model.encode_actions(blocks)
+
+
+def rollout_embedded(model, context_emb: Tensor, actions: Tensor) -> Tensor:
+    """The predictor part of :func:`fast_rollout`: (B, H, D), action embeddings (B, H-1+Hp, D)
+    -> (B, H+Hp, D). What :meth:`LeWM.compile_rollout` compiles."""
+    pred = model.predictor
+    h = context_emb.shape[1]
+    hp = actions.shape[1] - (h - 1)
+    mods = layer_modulations(pred, actions)  # per layer, T = H-1+Hp tokens
     pos = pred.pos_embedding[0, :, None]  # (W, 1, D)
     tokens = list(context_emb.unbind(1))  # each (B, D)
     caches: list[LayerCache] = []

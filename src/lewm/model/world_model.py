@@ -16,7 +16,12 @@ from lewm.config import ModelConfig
 from lewm.data.normalize import ActionNormalizer
 from lewm.model.action_encoder import ActionEncoder
 from lewm.model.encoder import ViTEncoder
-from lewm.model.fast_rollout import fast_rollout, rollout_schedule
+from lewm.model.fast_rollout import (
+    action_embeddings,
+    fast_rollout,
+    rollout_embedded,
+    rollout_schedule,
+)
 from lewm.model.predictor import Predictor
 from lewm.model.projector import MLP
 from lewm.model.provenance import Provenance
@@ -144,20 +149,24 @@ class LeWM(nn.Module):
         rollout equals :func:`fast_rollout` to float rounding. It applies to eval-mode
         calls without gradients (the sampling solvers); the gradient solver and train
         mode keep the eager paths. Call it once the weights are final: later changes to
-        them are not seen. Each new input shape compiles once (about 40 s on two
-        cores at the paper's size).
+        them are not seen. The first batch size compiles a graph for that size (about
+        40 s on two cores at the paper's size); a second one compiles one graph for any
+        batch size (dynamo's automatic dynamic shapes), which every later size reuses:
+        an evaluation, whose batch shrinks as episodes finish, compiles twice.
         """
         import functools
 
         import torch._inductor.config as inductor_config
 
-        compiled = torch.compile(functools.partial(fast_rollout, self), dynamic=False)
+        # the action encoder (a Conv1d, whose shape rules would bound a dynamic batch) runs eagerly
+        compiled = torch.compile(functools.partial(rollout_embedded, self), dynamic=None)
 
-        def frozen(*args: torch.Tensor | None) -> torch.Tensor:
+        def frozen(context_emb, candidates, action_history) -> torch.Tensor:
+            actions = action_embeddings(self, context_emb, candidates, action_history)
             # Dynamo reads ``freezing`` while it traces (to make the weights graph
             # constants), so it must be on at call time, not only in inductor's options.
             with inductor_config.patch(freezing=True):
-                return compiled(*args)
+                return compiled(context_emb, actions)
 
         self._compiled_rollout = frozen
 
