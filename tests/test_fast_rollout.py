@@ -141,14 +141,15 @@ def test_compiled_rollout_equals_the_fast_one_and_leaves_gradients_to_the_eager_
         assert not torch.allclose(fast_rollout(m, ctx, cand, hist), eager)
         m.pred_proj.net[-1].weight.div_(2.0)
     graphs = counters["stats"]["unique_graphs"]
-    with torch.no_grad():  # the batch shrinks as episodes finish: one more graph, for any size
+    with torch.no_grad():  # the batch shrinks as episodes finish: not one graph per size
         for batch in (3, 2, 5):
             c, a = ctx.repeat(batch, 1, 1), cand.repeat(batch, 1, 1)
             h = hist.repeat(batch, 1, 1)
             torch.testing.assert_close(
                 m.rollout(c, a, h), fast_rollout(m, c, a, h), rtol=1e-5, atol=1e-5
             )
-    assert counters["stats"]["unique_graphs"] == graphs + 1
+    # at most one: dynamo remembers per function that the batch was dynamic (an earlier test's)
+    assert counters["stats"]["unique_graphs"] <= graphs + 1
     cand = cand.clone().requires_grad_(True)  # the gradient solver's call: the eager path
     out = m.rollout(ctx, cand, hist)
     assert torch.equal(out.detach(), fast_rollout(m, ctx, cand, hist).detach())
