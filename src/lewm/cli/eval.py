@@ -85,7 +85,7 @@ def _add_solver_args(p: argparse.ArgumentParser) -> None:
         "--compile",
         action="store_true",
         help="plan through torch.compile of the rollout (inductor, weights frozen): the same "
-        "rollouts to float rounding, faster after about a minute of compiling per shape",
+        "rollouts to float rounding, faster after two compiles (the first batch size, then any)",
     )
 
 
