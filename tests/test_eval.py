@@ -141,6 +141,7 @@ def test_results_schema_same_pairs_and_repeatable(tworoom_run, tmp_path):
         "receding": 5,
         "frameskip": 5,
         "context": 1,
+        "dataset_history": False,
         "budget": 25,
         "goal_offset": 25,
         "warm_start": True,
@@ -188,6 +189,46 @@ def test_results_schema_same_pairs_and_repeatable(tworoom_run, tmp_path):
     assert [{k: v for k, v in e.items() if k not in strip} for e in again["episodes"]] == [
         {k: v for k, v in e.items() if k not in strip} for e in eps
     ]
+
+
+def test_dataset_history_reads_the_past_and_primes_the_first_solve(tworoom_run, monkeypatch):
+    """--dataset-history: each pair's past frames (every f rows, at most context-1, never
+    before its episode) and the actions between them and the start reach MPCPolicy.prime."""
+    from lewm.data.hdf5 import inspect_dataset, open_h5
+    from lewm.eval.restore import read_pairs
+    from lewm.planning import MPCPolicy
+
+    run, data = tworoom_run
+    info = inspect_dataset(data)
+    pairs = draw_pairs(info.ep_len, info.ep_offset, 25, 6, 3)
+    read = read_pairs(data, pairs, info.n_rows, 32, 3, 0, past_blocks=2, frameskip=5)
+    with open_h5(data) as f:
+        for p, d in zip(pairs, read, strict=True):
+            k = min(2, p.start_step // 5)
+            if k == 0:
+                assert d.past_frames is None and d.past_actions is None
+                continue
+            rows = [p.start_row - 5 * j for j in range(k, 0, -1)]
+            assert np.array_equal(d.past_frames, f["pixels"][rows])
+            assert np.array_equal(d.past_actions, f["action"][rows[0] : p.start_row])
+    assert any(p.start_step < 10 for p in pairs) and any(p.start_step >= 10 for p in pairs)
+
+    primed = []
+    real_prime = MPCPolicy.prime
+    monkeypatch.setattr(
+        MPCPolicy,
+        "prime",
+        lambda self, i, fr, ac: primed.append(len(fr)) or real_prime(self, i, fr, ac),
+    )
+    kw = dict(episodes=2, seeds=(42,), budget=25, context=3, **FAST)
+    res = evaluate(run, "tworoom", data, None, dataset_history=True, **kw)
+    assert res["mpc"]["context"] == 3 and res["mpc"]["dataset_history"] is True
+    assert any("--dataset-history" in w for w in res["warnings"])
+    want = [min(2, e["start_step"] // 5) for e in res["episodes"]]
+    assert primed == [k for k in want if k > 0]
+    primed.clear()
+    assert evaluate(run, "tworoom", data, None, **kw)["mpc"]["dataset_history"] is False
+    assert primed == []
 
 
 def test_reference_profile_uses_the_file_as_is(tworoom_run):

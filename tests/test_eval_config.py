@@ -53,6 +53,7 @@ def test_frozen_and_normalised():
         ({"horizon": 0}, "horizon"),
         ({"horizon": 2, "receding": 3}, "receding_horizon"),
         ({"context": 0}, "context_frames"),
+        ({"dataset_history": True}, "--context >= 2"),
         ({"stats_from": "a.h5", "identity_normalizer": True}, "not both"),
     ],
 )

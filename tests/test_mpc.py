@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from lewm.errors import ConfigError
-from lewm.planning import GoalCost, MPCConfig, MPCPolicy, Solver, SolveResult, make_solver
+from lewm.planning import (
+    GoalCost,
+    MPCConfig,
+    MPCPolicy,
+    PlanningError,
+    Solver,
+    SolveResult,
+    make_solver,
+)
 
 
 class Normalizer:
@@ -176,6 +184,43 @@ def test_history_frames_and_blocks_with_padding_at_episode_start():
     assert torch.equal(hist[0], torch.stack([zero, zero]))  # episode start: zero (mean) blocks
     assert torch.equal(hist[1], torch.stack([zero, block0]))
     assert torch.equal(hist[2], torch.stack([block0, 1000 + block0]))  # then block 0 of plan 1
+
+
+def test_prime_puts_the_past_in_the_first_context_and_history():
+    """A primed environment's first solve sees the given past frames and their normalised
+    actions; an unprimed one in the same batch is padded as before; the next solve's window
+    slides over the primed past like over lived steps."""
+    f, a = 2, 2
+    model = PointWorld(frameskip=f, mu=(1.0, -1.0), sigma=(2.0, 2.0))
+    config = MPCConfig(horizon=2, receding_horizon=1, context_frames=3)
+    policy = MPCPolicy(model, FakeSolver(), preprocess, config)
+    policy.reset(2)
+    past = np.arange(2 * f * a, dtype=np.float32).reshape(2 * f, a)  # raw, two blocks
+    policy.prime(0, frames_of([7, 9]), past)
+    policy.act(frames_of([11, 50]), frames_of([200, 200]))
+    first = (model.encoded[0][:, :, 0, 0, 0] * 255).round()
+    assert first.tolist() == [[7, 9, 11], [50, 50, 50]]
+    normalised = torch.from_numpy((past - np.array([1.0, -1.0])) / 2.0).float()
+    assert torch.allclose(model.histories[0][0], normalised.reshape(2, f * a))
+    assert torch.equal(model.histories[0][-1], torch.zeros(2, f * a))  # env 1: at rest
+    policy.act(frames_of([12, 51]), frames_of([200, 200]))
+    policy.act(frames_of([13, 52]), frames_of([200, 200]))  # second solve: block boundary
+    second = (model.encoded[2][:, :, 0, 0, 0] * 255).round()
+    assert second[0].tolist() == [9, 11, 13]
+    assert torch.allclose(model.histories[1][0][0], normalised.reshape(2, f * a)[1])
+
+
+def test_prime_is_checked():
+    model = PointWorld(frameskip=2)
+    policy = MPCPolicy(model, FakeSolver(), preprocess, MPCConfig(horizon=2, context_frames=3))
+    policy.reset(1)
+    with pytest.raises(PlanningError, match="1..2 past frames"):
+        policy.prime(0, frames_of([1, 2, 3]), np.zeros((6, 2)))
+    with pytest.raises(PlanningError, match="shape"):
+        policy.prime(0, frames_of([1]), np.zeros((3, 2)))
+    policy.act(frames_of([1]), frames_of([2]))
+    with pytest.raises(PlanningError, match="right after reset"):
+        policy.prime(0, frames_of([1]), np.zeros((2, 2)))
 
 
 def run_point_episodes(policy, start, goal, steps, episode_ids=None):

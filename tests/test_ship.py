@@ -175,6 +175,25 @@ def test_a_row_ranked_on_an_earlier_predicted_step_says_so(tmp_path):
     assert "ranked on" not in rows["checkpoints/reacher"]
 
 
+def test_a_row_with_more_context_frames_says_so_and_whether_the_first_came_from_the_data(
+    tmp_path,
+):
+    (tmp_path / "reacher").mkdir()
+    (tmp_path / "reacher" / "results.json").write_text(json.dumps(_results("reacher", [True])))
+    for name, history in (("ctx3", False), ("ctx3-data", True)):
+        (tmp_path / "reacher" / name).mkdir(parents=True)
+        res = {**_results("reacher", [True, False]), "checkpoint": "checkpoints/reacher"}
+        res["mpc"] = {"budget": 50, "cost_step": 4, "context": 3, "dataset_history": history}
+        (tmp_path / "reacher" / name / "results.json").write_text(json.dumps(res))
+    rows = {line.split("`")[1]: line for line in build_table(tmp_path).splitlines()
+            if line.startswith("| reacher")}  # fmt: skip
+    plain = "cem 300×10 ranked on predicted step 4, 3 context frames, budget 50"
+    assert plain in rows["checkpoints/reacher/ctx3"]
+    assert ("cem 300×10 ranked on predicted step 4, 3 context frames (the first from the "
+            "dataset's past), budget 50") in rows["checkpoints/reacher/ctx3-data"]  # fmt: skip
+    assert "context" not in rows["checkpoints/reacher"]
+
+
 def test_the_baselines_note_names_the_pldm_rows_still_missing_and_says_dinowm_is_not_measured(
     tmp_path,
 ):

@@ -86,12 +86,19 @@ def _accelerator(info: dict) -> str:
 
 
 def _solver_label(solver: dict, policy: dict | None, mpc: dict) -> str:
-    """``cem 300×30``, and the predicted step candidates are ranked on when not the last."""
+    """``cem 300×30``, the predicted step candidates are ranked on when not the last, and the
+    context frames when more than one (and whether the first solve's came from the data)."""
     if policy and policy["mode"] == "policy":
         return "policy, no search"
     label = f"{solver['solver']} {solver.get('samples')}×{solver.get('iterations')}"
     step = mpc.get("cost_step")
-    return label if step is None else f"{label} ranked on predicted step {step}"
+    if step is not None:
+        label += f" ranked on predicted step {step}"
+    if mpc.get("context", 1) > 1:
+        label += f", {mpc['context']} context frames"
+        if mpc.get("dataset_history"):
+            label += " (the first from the dataset's past)"
+    return label
 
 
 def _evaluated(root: Path) -> list[Path]:

@@ -95,6 +95,13 @@ def _add_protocol_args(p: argparse.ArgumentParser) -> None:
         "--receding", type=int, default=None, help="blocks executed per plan (default: horizon)"
     )
     p.add_argument("--context", type=int, default=1, help="context frames H (default 1)")
+    p.add_argument(
+        "--dataset-history",
+        dest="dataset_history",
+        action="store_true",
+        help="with --context H > 1: the first solve's context holds the H-1 dataset frames "
+        "(and their actions) before the start instead of the start frame repeated at rest",
+    )
     p.add_argument("--budget", type=int, default=50, help="environment steps per episode (50)")
     p.add_argument("--goal-offset", type=int, default=25, help="steps from start to goal (25)")
     p.add_argument("--video", type=int, default=0, metavar="N", help="GIFs of the first N pairs")
@@ -257,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
         horizon=args.horizon,
         receding=args.receding,
         context=args.context,
+        dataset_history=args.dataset_history,
         budget=args.budget,
         goal_offset=args.goal_offset,
         profile=args.profile,

@@ -43,6 +43,10 @@ class EvalConfig:
     """Blocks executed per plan; None = horizon."""
     context: int = 1
     """H: context frames given to the predictor."""
+    dataset_history: bool = False
+    """The first solve's context holds the frames and actions that preceded the start in
+    its episode (up to ``context - 1`` blocks), instead of the start frame repeated with
+    zero actions (a world at rest). The pairs, goals, budget and success test are unchanged."""
     budget: int = 50
     """Environment steps per episode."""
     goal_offset: int = 25
@@ -97,6 +101,11 @@ class EvalConfig:
         if self.stats_from is not None and self.identity_normalizer:
             raise ConfigError(
                 "give either --stats-from (the training file) or --identity-normalizer, not both"
+            )
+        if self.dataset_history and self.context < 2:
+            raise ConfigError(
+                "--dataset-history fills the context window before the start: give --context "
+                ">= 2 (the model's history, e.g. 3)"
             )
         self.make_solver()  # unknown solver or solver setting
         self.mpc_config(self.seeds[0])  # horizon, receding, context, budget

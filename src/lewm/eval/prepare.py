@@ -224,6 +224,11 @@ def _note_deviations(cfg: EvalConfig, frameskip: int, planner: Any, notes: Notes
             f"steps but the goal is {cfg.goal_offset} steps ahead (the paper matches them: "
             "5 x 5 = 25)"
         )
+    if cfg.dataset_history:
+        notes.warn(
+            "--dataset-history: the first solve also sees the dataset's frames and actions "
+            "before the start (the reference gives it the start frame alone)"
+        )
     iters = planner.settings().get("iterations")
     if iters is not None and iters != REFERENCE_ITERATIONS:
         notes.warn(

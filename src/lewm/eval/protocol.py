@@ -139,7 +139,10 @@ def run_seed(
 ) -> SeedResult:
     """One seed: read its pairs, restore, MPC, random floor, GIFs of the first ``videos``."""
     cfg, pairs = setup.config, setup.pairs[seed]
-    data = read_pairs(setup.data, pairs, setup.info.n_rows, setup.size, seed, videos)
+    past = cfg.context - 1 if cfg.dataset_history else 0
+    data = read_pairs(
+        setup.data, pairs, setup.info.n_rows, setup.size, seed, videos, past, setup.model.frameskip
+    )
     diffs, solved0 = restore_all(envs.envs, data)
     _warn_outside(outside_states(envs.envs[: len(data)]), solved0, seed, setup, notes)
     policy = setup.policy(seed, envs.bounds)

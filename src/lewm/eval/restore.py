@@ -143,6 +143,8 @@ class PairData:
     goal_frame: np.ndarray  # (S, S, 3)
     reset_seed: int | None
     continuation: np.ndarray | None = None  # (goal_offset + 1, S, S, 3) for videos
+    past_frames: np.ndarray | None = None  # (k, S, S, 3): frames start - k*f .. start - f
+    past_actions: np.ndarray | None = None  # (k*f, A): actions of rows start - k*f .. start - 1
 
 
 def state_columns(f, n_rows: int) -> list[str]:
@@ -163,9 +165,16 @@ def read_pairs(
     size: int,
     seed: int,
     continuation_for: int,
+    past_blocks: int = 0,
+    frameskip: int = 1,
 ) -> list[PairData]:
     """Rows, frames (fitted to ``size``) and reset seeds of ``pairs``; the dataset
-    continuation (start..goal frames) for the first ``continuation_for`` pairs."""
+    continuation (start..goal frames) for the first ``continuation_for`` pairs.
+
+    ``past_blocks`` > 0 also reads what preceded each start in its episode: up to that
+    many block-boundary frames (every ``frameskip`` rows) and the actions between them
+    and the start, fewer when the start is nearer its episode's first row.
+    """
     from lewm.data.hdf5 import open_h5
 
     out = []
@@ -181,7 +190,13 @@ def read_pairs(
             start_frame = fit_frames(px[p.start_row], size)
             goal_frame = fit_frames(px[p.goal_row], size)
             reset_seed = _reset_seed(init, seed, p)
-            out.append(PairData(init, goal, start_frame, goal_frame, reset_seed, cont))
+            data = PairData(init, goal, start_frame, goal_frame, reset_seed, cont)
+            k = min(past_blocks, p.start_step // frameskip)
+            if k > 0:
+                first = p.start_row - k * frameskip
+                data.past_frames = fit_frames(px[first : p.start_row : frameskip], size)
+                data.past_actions = np.asarray(f["action"][first : p.start_row], np.float32)
+            out.append(data)
     return out
 
 

@@ -50,7 +50,8 @@ def run_mpc(
 ) -> RunOutcome:
     """Drive restored environments with the MPC policy for ``budget`` steps, as one batch.
 
-    The planner sees the dataset frame first, then renders. Renders are taken only at
+    The planner sees the dataset frame first, then renders; a pair read with its past
+    (``PairData.past_frames``) primes the policy's context with it. Renders are taken only at
     block boundaries (the only frames the policy keeps) unless frames are kept for videos.
     """
     n, f = len(envs), policy.frameskip
@@ -58,6 +59,9 @@ def run_mpc(
     goals = np.stack([d.goal_frame for d in data])  # (n, S, S, 3)
     initial = np.array([env.goal_distance() for env in envs], dtype=np.float64)
     policy.reset(n, episode_ids=[p.index for p in pairs])
+    for i, d in enumerate(data):
+        if d.past_frames is not None:  # --dataset-history: what preceded the start
+            policy.prime(i, d.past_frames, d.past_actions)
     done = np.zeros(n, dtype=bool)
     success = np.zeros(n, dtype=bool)
     steps: list[int | None] = [None] * n

@@ -299,6 +299,7 @@ def _mpc_settings(cfg: EvalConfig, frameskip: int, planner: Any) -> dict[str, An
         "receding": mpc.receding_horizon,
         "frameskip": frameskip,
         "context": cfg.context,
+        "dataset_history": cfg.dataset_history,
         "budget": cfg.budget,
         "goal_offset": cfg.goal_offset,
         "warm_start": mpc.warm_start,

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,61 +36,14 @@ from lewm.planning.interface import (
     check_planning_model,
     model_device,
 )
-from lewm.planning.objective import GoalCost, PlanningContext, check_cost_step
+from lewm.planning.mpc_config import MPCConfig
+from lewm.planning.objective import GoalCost, PlanningContext
 from lewm.planning.solvers.base import Solver
 from lewm.planning.solvers.rng import make_generator
 
 Preprocess = Callable[[np.ndarray], Any]  # uint8 (..., h, w, 3) -> float (..., 3, h, w)
 # a solve's initial plan from its context: (context, horizon Hp) -> (n, Hp, fA) normalised
 Proposer = Callable[[PlanningContext, int], Tensor]
-PROFILES = ("clean", "reference")
-
-
-@dataclass
-class MPCConfig:
-    """Settings of the MPC loop; the defaults are the paper's (spec §6.5)."""
-
-    horizon: int = 5
-    """Hp: blocks per plan (5 blocks = 25 raw steps at frameskip 5)."""
-    receding_horizon: int | None = None
-    """R: blocks executed before replanning; None = horizon (the paper: the whole plan)."""
-    context_frames: int = 1
-    """H: frames given as context (current + H-1 past frames at block boundaries)."""
-    warm_start: bool = True
-    """Start the next solve from the unexecuted tail of the plan (a no-op when R = Hp)."""
-    profile: Literal["clean", "reference"] = "clean"
-    """Random-stream layout: per-(episode, solve) generators, or the reference's single stream."""
-    seed: int = 42
-    """Evaluation seed of the random streams."""
-    budget: int | None = None
-    """Environment steps per episode; when given, Hp*f <= budget is enforced."""
-    clamp_to_bounds: bool | None = None
-    """Clamp candidates to the action bounds mapped into normalised space. None: on in
-    ``clean`` (when bounds are given), off in ``reference`` (where iCEM keeps the
-    reference's clamp to the raw bounds)."""
-    cost_steps: Literal["last", "all"] = "last"
-    """Score the last predicted embedding (reference) or every predicted step."""
-    cost_step: int | None = None
-    """Rank candidates on the embedding predicted after this many blocks (1..horizon);
-    None = the last (the reference)."""
-
-    def __post_init__(self) -> None:
-        if self.horizon < 1:
-            raise ConfigError(f"mpc horizon must be >= 1 block, got {self.horizon}")
-        if self.receding_horizon is None:
-            self.receding_horizon = self.horizon
-        if not 1 <= self.receding_horizon <= self.horizon:
-            raise ConfigError(
-                f"mpc receding_horizon must be in [1, horizon={self.horizon}], got "
-                f"{self.receding_horizon}"
-            )
-        if self.context_frames < 1:
-            raise ConfigError(f"mpc context_frames must be >= 1, got {self.context_frames}")
-        if self.profile not in PROFILES:
-            raise ConfigError(f"unknown profile {self.profile!r}; choose one of {PROFILES}")
-        if self.budget is not None and self.budget < 1:
-            raise ConfigError(f"mpc budget must be >= 1 step, got {self.budget}")
-        check_cost_step(self.cost_step, self.horizon)
 
 
 @dataclass(frozen=True)
@@ -216,6 +169,35 @@ class MPCPolicy:
         self._tail: list[np.ndarray | None] = [None] * n_envs  # (Hp-R, fA) warm start
         self._reference_gen = torch.Generator().manual_seed(cfg.seed)
         self.records = []
+
+    def prime(self, i: int, frames: np.ndarray, actions: np.ndarray) -> None:
+        """Give environment ``i`` the past it did not live through here, before its first step.
+
+        Without it the first solve pads the context with the current frame and zero
+        actions, which is a world at rest. With the ``k`` block-boundary frames that
+        preceded the start and the ``k*f`` raw actions taken from the first of them,
+        the first solve sees the motion the restored state carries (e.g. Reacher's joint
+        velocity, spec §7.3).
+
+        Args:
+            i: the environment's row.
+            frames: (k, h, w, 3) uint8, oldest first, ``1 <= k <= context_frames - 1``.
+            actions: (k*f, A) raw actions, the ``f`` of block j leaving ``frames[j]``.
+        """
+        f, a = self.frameskip, self.action_dim
+        k, width = len(frames), self.config.context_frames - 1
+        if self.steps[i] != 0 or self._frames[i]:
+            raise PlanningError(f"prime environment {i} right after reset, before its first step")
+        if not 1 <= k <= width:
+            raise PlanningError(f"prime takes 1..{width} past frames (context - 1), got {k}")
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape != (k * f, a):
+            raise PlanningError(
+                f"prime: {k} frames need actions of shape {(k * f, a)}, got {actions.shape}"
+            )
+        for frame in frames:
+            self._frames[i].append(np.array(frame, copy=True))
+        self._executed[i].extend(self._normalize(actions))
 
     def act(
         self, frames: np.ndarray, goals: np.ndarray, active: np.ndarray | None = None
