@@ -94,13 +94,16 @@ def test_the_shipped_policy_evaluations_are_of_these_files(name, sub):
     assert res["weights_sha256"] == weights.hexdigest()
 
 
-SOLVER_EVALS = {  # other solvers' rows in RESULTS.md: solver, samples, iterations, ranking step
-    ("tworoom", "icem"): ("icem", 100, 10, None),
-    ("reacher", "icem"): ("icem", 150, 15, None),
-    ("reacher", "step4"): ("cem", 300, 30, 4),
-    ("reacher", "icem-step4"): ("icem", 100, 10, 4),
-    ("reacher", "mppi-step4"): ("mppi", 150, 15, 4),
-    ("cube", "icem"): ("icem", 150, 15, None),
+SOLVER_EVALS = {  # other planners' rows in RESULTS.md: solver, samples, iterations, ranking
+    # step, context frames, first context from the dataset's past
+    ("tworoom", "icem"): ("icem", 100, 10, None, 1, False),
+    ("reacher", "icem"): ("icem", 150, 15, None, 1, False),
+    ("reacher", "step4"): ("cem", 300, 30, 4, 1, False),
+    ("reacher", "icem-step4"): ("icem", 100, 10, 4, 1, False),
+    ("reacher", "mppi-step4"): ("mppi", 150, 15, 4, 1, False),
+    ("reacher", "step4-context3"): ("cem", 300, 30, 4, 3, False),
+    ("reacher", "step4-context3-history"): ("cem", 300, 30, 4, 3, True),
+    ("cube", "icem"): ("icem", 150, 15, None, 1, False),
 }
 
 
@@ -118,7 +121,9 @@ def test_the_solver_evaluations_are_of_these_weights_with_their_solver(name, sub
     res = json.loads((CHECKPOINTS / name / sub / "results.json").read_text())
     assert res["held_out"] is True and res["seeds"] == [42, 43, 44] and len(res["episodes"]) == 150
     solver = res["solver"]
-    setting = (solver["solver"], solver["samples"], solver["iterations"], res["mpc"]["cost_step"])
+    mpc = res["mpc"]
+    setting = (solver["solver"], solver["samples"], solver["iterations"], mpc["cost_step"])
+    setting += (mpc["context"], mpc.get("dataset_history", False))
     assert setting == SOLVER_EVALS[name, sub]
     assert res["command"][-2:] == ["--out", f"checkpoints/{name}/{sub}"]
     weights = hashlib.sha256((CHECKPOINTS / name / "model.safetensors").read_bytes())
