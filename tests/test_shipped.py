@@ -103,6 +103,7 @@ SOLVER_EVALS = {  # other planners' rows in RESULTS.md: solver, samples, iterati
     ("reacher", "mppi-step4"): ("mppi", 150, 15, 4, 1, False),
     ("reacher", "step4-context3"): ("cem", 300, 30, 4, 3, False),
     ("reacher", "step4-context3-history"): ("cem", 300, 30, 4, 3, True),
+    ("pusht-gpu", "context3-history"): ("cem", 300, 30, None, 3, True),
     ("cube", "icem"): ("icem", 150, 15, None, 1, False),
 }
 
