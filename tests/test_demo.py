@@ -77,6 +77,8 @@ def test_every_recipe_runs_end_to_end_quick(tmp_path, env):
     results = json.loads((out / "results.json").read_text())
     assert results["env"] == env and results["held_out"] is True
     assert results["env_kwargs"].items() >= quick(recipe(env)).env_kwargs.items()
+    planned = {"context": results["mpc"]["context"], "cost_step": results["mpc"]["cost_step"]}
+    assert planned == {"context": 1, "cost_step": None, **recipe(env).eval_settings}
     with h5py.File(out / f"{env}_train.h5") as f:
         assert json.loads(f.attrs["lewm_meta"])["policy"] == RECIPES[env].policy
 

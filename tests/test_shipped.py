@@ -72,6 +72,8 @@ def test_the_committed_evaluation_is_of_these_weights_and_portable(name):
 # checkpoints with an amortised policy
 POLICIES = ("cube", "pusht", "pusht-gpu", "reacher", "tworoom")
 POLICY_EVALS = {"policy": "policy", "policy-cem": "policy-init"}  # subfolder -> mode
+# the same policies' rows with other planning settings: (checkpoint, subfolder) -> mode, context
+POLICY_VARIANTS = {("pusht-gpu", "policy-cem-context3-history"): ("policy-init", 3)}
 
 
 def test_the_shipped_policies_are_the_listed_ones():
@@ -79,13 +81,27 @@ def test_the_shipped_policies_are_the_listed_ones():
     assert found == set(POLICIES)
 
 
-@pytest.mark.parametrize("name", POLICIES)
-@pytest.mark.parametrize("sub", sorted(POLICY_EVALS))
-def test_the_shipped_policy_evaluations_are_of_these_files(name, sub):
-    """``checkpoints/NAME/{policy,policy-cem}``: the amortised policy's rows in RESULTS.md."""
+POLICY_ROWS = sorted(
+    [(name, sub, mode, 1) for name in POLICIES for sub, mode in POLICY_EVALS.items()]
+    + [(name, sub, mode, context) for (name, sub), (mode, context) in POLICY_VARIANTS.items()]
+)
+
+
+def test_the_policy_evaluations_are_the_listed_ones():
+    found = {
+        (p.parent.parent.name, p.parent.name)
+        for p in CHECKPOINTS.glob("*/*/results.json")
+        if json.loads(p.read_text()).get("policy") is not None
+    }
+    assert found == {(name, sub) for name, sub, _, _ in POLICY_ROWS}
+
+
+@pytest.mark.parametrize("name, sub, mode, context", POLICY_ROWS)
+def test_the_shipped_policy_evaluations_are_of_these_files(name, sub, mode, context):
+    """``checkpoints/NAME/{policy,policy-cem,...}``: the amortised policy's rows in RESULTS.md."""
     res = json.loads((CHECKPOINTS / name / sub / "results.json").read_text())
     assert res["held_out"] is True and len(res["episodes"]) == 150
-    assert res["policy"]["mode"] == POLICY_EVALS[sub]
+    assert res["policy"]["mode"] == mode and res["mpc"]["context"] == context
     policy = CHECKPOINTS / name / "policy"
     for file in ("policy.json", "policy.safetensors"):
         digest = hashlib.sha256((policy / file).read_bytes()).hexdigest()
@@ -103,8 +119,11 @@ SOLVER_EVALS = {  # other planners' rows in RESULTS.md: solver, samples, iterati
     ("reacher", "mppi-step4"): ("mppi", 150, 15, 4, 1, False),
     ("reacher", "step4-context3"): ("cem", 300, 30, 4, 3, False),
     ("reacher", "step4-context3-history"): ("cem", 300, 30, 4, 3, True),
+    ("reacher", "cem100x10-step4-context3"): ("cem", 100, 10, 4, 3, False),
+    ("reacher", "cem100x10-step4-context3-history"): ("cem", 100, 10, 4, 3, True),
     ("pusht-gpu", "context3-history"): ("cem", 300, 30, None, 3, True),
     ("cube", "icem"): ("icem", 150, 15, None, 1, False),
+    ("cube", "context3-history"): ("cem", 300, 10, None, 3, True),
 }
 
 
