@@ -265,8 +265,9 @@ def write_results_md(checkpoints: str | Path = "checkpoints") -> str:
         "# Results: LeWM trained and evaluated on this project's CPU\n",
         "Written by `lewm results table` from `checkpoints/*/results.json` (and "
         "`checkpoints/*/*/results.json`: another evaluation of that frozen world model, with an "
-        "amortised policy alone or as CEM's initial mean, or with another solver); do not edit "
-        "by hand.",
+        "amortised policy alone or as CEM's initial mean, or with other planning settings: "
+        "solver, predicted step ranked on, context frames, named in the solver column); do not "
+        "edit by hand.",
         "Protocol (spec §7): start/goal pairs drawn from a **held-out** file collected with "
         "another seed, goal 25 steps ahead, budget 50 steps, success if the environment's "
         "test fires at any step; evaluation seeds 42, 43, 44 with 50 pairs each. The random "
