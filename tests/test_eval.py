@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from tiny_run import make_tiny_run
 
 from lewm.errors import ConfigError
 from lewm.eval.protocol import (
@@ -29,18 +30,7 @@ FAST = dict(
 @pytest.fixture(scope="module")
 def tworoom_run(tmp_path_factory):
     """6 expert TwoRoom episodes at 32x32 and a tiny model trained 3 steps on them."""
-    from lewm.config import preset
-    from lewm.envs.collect import collect
-    from lewm.train import train
-
-    root = tmp_path_factory.mktemp("eval")
-    data = collect("tworoom", "expert", 6, 32, 0, root / "tr.h5", progress=False)
-    cfg = preset("tiny")
-    cfg.train.steps = 3
-    cfg.train.val_every = 3
-    cfg.train.save_every = 3
-    train(cfg, data, root / "run", device="cpu", progress=False)
-    return root / "run", data
+    return make_tiny_run(tmp_path_factory.mktemp("eval"))
 
 
 # --------------------------------------------------------------------------- pairs

@@ -1,123 +1,16 @@
-"""The MPC policy: action order and de-normalisation, replanning, warm start, history,
-random-stream layout per profile, bounds, and a toy world planned to its goal."""
+"""The MPC policy: action order and de-normalisation, replanning, warm start, random-stream
+layout per profile, bounds, and a toy world planned to its goal (the context window:
+``test_mpc_history.py``)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 import torch
+from mpc_helpers import FakeSolver, PointEnv, PointWorld, frames_of, preprocess
 
 from lewm.errors import ConfigError
-from lewm.planning import (
-    GoalCost,
-    MPCConfig,
-    MPCPolicy,
-    PlanningError,
-    Solver,
-    SolveResult,
-    make_solver,
-)
-
-
-class Normalizer:
-    def __init__(self, mu, sigma):
-        self.mu, self.sigma = np.asarray(mu, np.float32), np.asarray(sigma, np.float32)
-
-    def normalize(self, a):
-        return (a - self.mu) / self.sigma
-
-    def denormalize(self, a):
-        return a * self.sigma + self.mu
-
-
-def preprocess(frames):
-    """uint8 (..., h, w, 3) -> float (..., 3, h, w); a stand-in for frames_to_pixels."""
-    return torch.as_tensor(np.asarray(frames), dtype=torch.float32).movedim(-1, -3) / 255.0
-
-
-class PointWorld:
-    """A linear world model of a point: z = position read off the frame, and
-    z_{t+1} = z_t + sum of the f de-normalised raw actions of the block."""
-
-    def __init__(self, frameskip=5, mu=(0.01, -0.01), sigma=(0.03, 0.03)):
-        self.history_size = 3
-        self.frameskip = frameskip
-        self.action_dim = 2
-        self.action_normalizer = Normalizer(mu, sigma)
-        self.encoded: list[torch.Tensor] = []
-        self.histories: list[torch.Tensor | None] = []
-
-    def encode(self, pixels):  # (B, T, 3, h, w) -> (B, T, 2)
-        self.encoded.append(pixels.clone())
-        return pixels.mean(dim=(-1, -2))[..., :2]
-
-    def rollout(self, context_emb, candidates, action_history=None):
-        self.histories.append(None if action_history is None else action_history.clone())
-        b, hp, _ = candidates.shape
-        mu = torch.as_tensor(self.action_normalizer.mu)
-        sigma = torch.as_tensor(self.action_normalizer.sigma)
-        raw = candidates.reshape(b, hp, self.frameskip, 2) * sigma + mu  # step-major
-        steps = context_emb[:, -1:] + raw.sum(dim=2).cumsum(dim=1)  # (B, Hp, 2)
-        return torch.cat([context_emb, steps], dim=1)
-
-
-class PointEnv:
-    """n points in [0, 1]^2; a frame stores the position in channels 0 and 1."""
-
-    LOW, HIGH = -0.05, 0.05
-
-    def __init__(self, pos):
-        self.pos = np.array(pos, dtype=np.float64)
-
-    @staticmethod
-    def render(pos):
-        frames = np.zeros((len(pos), 6, 6, 3), np.uint8)
-        frames[..., 0] = np.round(pos[:, 0] * 255)[:, None, None]
-        frames[..., 1] = np.round(pos[:, 1] * 255)[:, None, None]
-        return frames
-
-    def step(self, actions):
-        self.pos = np.clip(self.pos + np.clip(actions, self.LOW, self.HIGH), 0.0, 1.0)
-        return self.render(self.pos)
-
-
-@dataclass
-class FakeSolver(Solver):
-    """Returns plan[k, c] = 100*k + c + 1000*call (+ 10000*row) and records every call."""
-
-    name = "fake"
-    calls: list = field(default_factory=list)
-
-    def solve(
-        self,
-        cost_fn,
-        n_envs,
-        horizon,
-        action_width,
-        *,
-        init=None,
-        generators=None,
-        bounds=None,
-        device=None,
-    ):
-        cost_fn(torch.zeros(n_envs, 1, horizon, action_width))  # drive the objective once
-        k = torch.arange(horizon, dtype=torch.float32)[:, None]
-        c = torch.arange(action_width, dtype=torch.float32)[None]
-        rows = torch.arange(n_envs, dtype=torch.float32)[:, None, None]
-        plan = (100 * k + c + 1000 * len(self.calls) + 10000 * rows).expand(
-            n_envs, horizon, action_width
-        )
-        self.calls.append(
-            dict(n=n_envs, init=init.clone(), generators=generators, bounds=bounds, plan=plan)
-        )
-        return SolveResult(plan.clone(), torch.zeros(n_envs))
-
-
-def frames_of(values):
-    """Frames whose pixels all hold ``values[i]`` (to tell frames apart)."""
-    return np.stack([np.full((6, 6, 3), v, np.uint8) for v in values])
+from lewm.planning import GoalCost, MPCConfig, MPCPolicy, make_solver
 
 
 def test_executes_raw_actions_step_major_and_denormalised():
@@ -164,63 +57,6 @@ def test_warm_start_is_a_no_op_when_receding_equals_horizon(warm_start):
         policy.act(frames_of([t]), frames_of([0]))
     assert len(solver.calls) == 2
     assert all(torch.equal(c["init"], torch.zeros(1, 2, 4)) for c in solver.calls)
-
-
-def test_history_frames_and_blocks_with_padding_at_episode_start():
-    f, fa = 2, 4
-    model = PointWorld(frameskip=f, mu=(0.0, 0.0), sigma=(1.0, 1.0))
-    config = MPCConfig(horizon=2, receding_horizon=1, context_frames=3)
-    policy = MPCPolicy(model, FakeSolver(), preprocess, config)
-    policy.reset(1)
-    for t in range(5):
-        policy.act(frames_of([10 * t]), frames_of([200]))
-    # encode calls alternate (context, goal); solves at steps 0, 2, 4; frames f steps apart,
-    # front-padded with the first frame
-    contexts = [model.encoded[i][0, :, 0, 0, 0] * 255 for i in (0, 2, 4)]
-    assert [c.round().tolist() for c in contexts] == [[0, 0, 0], [0, 0, 20], [0, 20, 40]]
-    assert (model.encoded[1][0, 0, 0, 0, 0] * 255).round() == 200
-    hist = [h[0] for h in model.histories]  # row 0 of each flattened rollout call
-    zero, block0 = torch.zeros(fa), torch.arange(fa, dtype=torch.float32)  # block 0 of plan 0
-    assert torch.equal(hist[0], torch.stack([zero, zero]))  # episode start: zero (mean) blocks
-    assert torch.equal(hist[1], torch.stack([zero, block0]))
-    assert torch.equal(hist[2], torch.stack([block0, 1000 + block0]))  # then block 0 of plan 1
-
-
-def test_prime_puts_the_past_in_the_first_context_and_history():
-    """A primed environment's first solve sees the given past frames and their normalised
-    actions; an unprimed one in the same batch is padded as before; the next solve's window
-    slides over the primed past like over lived steps."""
-    f, a = 2, 2
-    model = PointWorld(frameskip=f, mu=(1.0, -1.0), sigma=(2.0, 2.0))
-    config = MPCConfig(horizon=2, receding_horizon=1, context_frames=3)
-    policy = MPCPolicy(model, FakeSolver(), preprocess, config)
-    policy.reset(2)
-    past = np.arange(2 * f * a, dtype=np.float32).reshape(2 * f, a)  # raw, two blocks
-    policy.prime(0, frames_of([7, 9]), past)
-    policy.act(frames_of([11, 50]), frames_of([200, 200]))
-    first = (model.encoded[0][:, :, 0, 0, 0] * 255).round()
-    assert first.tolist() == [[7, 9, 11], [50, 50, 50]]
-    normalised = torch.from_numpy((past - np.array([1.0, -1.0])) / 2.0).float()
-    assert torch.allclose(model.histories[0][0], normalised.reshape(2, f * a))
-    assert torch.equal(model.histories[0][-1], torch.zeros(2, f * a))  # env 1: at rest
-    policy.act(frames_of([12, 51]), frames_of([200, 200]))
-    policy.act(frames_of([13, 52]), frames_of([200, 200]))  # second solve: block boundary
-    second = (model.encoded[2][:, :, 0, 0, 0] * 255).round()
-    assert second[0].tolist() == [9, 11, 13]
-    assert torch.allclose(model.histories[1][0][0], normalised.reshape(2, f * a)[1])
-
-
-def test_prime_is_checked():
-    model = PointWorld(frameskip=2)
-    policy = MPCPolicy(model, FakeSolver(), preprocess, MPCConfig(horizon=2, context_frames=3))
-    policy.reset(1)
-    with pytest.raises(PlanningError, match="1..2 past frames"):
-        policy.prime(0, frames_of([1, 2, 3]), np.zeros((6, 2)))
-    with pytest.raises(PlanningError, match="shape"):
-        policy.prime(0, frames_of([1]), np.zeros((3, 2)))
-    policy.act(frames_of([1]), frames_of([2]))
-    with pytest.raises(PlanningError, match="right after reset"):
-        policy.prime(0, frames_of([1]), np.zeros((2, 2)))
 
 
 def run_point_episodes(policy, start, goal, steps, episode_ids=None):

@@ -141,7 +141,14 @@ def run_seed(
     cfg, pairs = setup.config, setup.pairs[seed]
     past = cfg.context - 1 if cfg.dataset_history else 0
     data = read_pairs(
-        setup.data, pairs, setup.info.n_rows, setup.size, seed, videos, past, setup.model.frameskip
+        setup.data,
+        pairs,
+        setup.info.n_rows,
+        setup.size,
+        seed,
+        videos,
+        past_blocks=past,
+        frameskip=setup.model.frameskip,
     )
     diffs, solved0 = restore_all(envs.envs, data)
     _warn_outside(outside_states(envs.envs[: len(data)]), solved0, seed, setup, notes)

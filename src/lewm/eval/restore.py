@@ -190,13 +190,17 @@ def read_pairs(
             start_frame = fit_frames(px[p.start_row], size)
             goal_frame = fit_frames(px[p.goal_row], size)
             reset_seed = _reset_seed(init, seed, p)
-            data = PairData(init, goal, start_frame, goal_frame, reset_seed, cont)
+            past_frames = past_actions = None
             k = min(past_blocks, p.start_step // frameskip)
             if k > 0:
                 first = p.start_row - k * frameskip
-                data.past_frames = fit_frames(px[first : p.start_row : frameskip], size)
-                data.past_actions = np.asarray(f["action"][first : p.start_row], np.float32)
-            out.append(data)
+                past_frames = fit_frames(px[first : p.start_row : frameskip], size)
+                past_actions = np.asarray(f["action"][first : p.start_row], np.float32)
+            out.append(
+                PairData(
+                    init, goal, start_frame, goal_frame, reset_seed, cont, past_frames, past_actions
+                )
+            )
     return out
 
 
