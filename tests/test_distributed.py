@@ -157,6 +157,7 @@ def _worker(rank: int, world_size: int, init_file: str) -> None:
             torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-7, msg=name)
         for (name, b), c in zip(single.named_buffers(), multi.buffers(), strict=True):
             torch.testing.assert_close(c, b, rtol=1e-5, atol=1e-7, msg=name)
+        dist.barrier()  # leave together: gloo has aborted a rank tearing down alone
     finally:
         dist.destroy_process_group()
 
