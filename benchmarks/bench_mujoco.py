@@ -7,7 +7,8 @@ renderer cannot spread over more):
   the separate step and render costs; Cube with shadows (the reference look), without
   shadows (``fast_render=True``) and with a 1024 shadow map;
 - what turning shadows off changes in the frames: mean absolute pixel difference
-  (0-255 scale) against the default render of the same states;
+  (0-255 scale) against the default render of the same states; and what coarser
+  visual meshes (``mesh_detail``) change against the shadows-off render;
 - the wall time of ``lewm.envs.collect.collect`` for N episodes of each environment
   with 2 worker processes (Reacher: random policy; Cube: expert), at ``--collect-size``.
 
@@ -16,6 +17,8 @@ Usage::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_mujoco.py            # everything
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_mujoco.py --collect-episodes 0  # speed only
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_mujoco.py --steps 0 --collect cube_expert
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_mujoco.py --only cube_fast \
+        --collect cube_expert_fast_direct,cube_expert_fast_direct_mesh --collect-episodes 10
 """
 
 from __future__ import annotations
@@ -106,6 +109,35 @@ def _shadow_pixel_cost(image_size: int, states: int, seed: int = 0) -> dict:
     }
 
 
+def _mesh_pixel_cost(image_size: int, states: int, detail: float, seed: int = 0) -> dict:
+    """Mean |full meshes - coarse meshes| pixel difference, shadows off, same states."""
+    from lewm.envs.cube import CubeEnv, CubeExpert
+
+    kwargs = {"image_size": image_size, "render_size": image_size, "fast_render": True}
+    env, coarse = CubeEnv(**kwargs), CubeEnv(**kwargs, mesh_detail=detail)
+    expert = CubeExpert(env, seed=seed)
+    obs, info = env.reset(seed=seed)
+    coarse.reset(seed=seed)
+    expert.reset()
+    diffs = []
+    for _ in range(states):
+        for _ in range(10):  # spread the states over an episode
+            obs, _, _, _, info = env.step(expert(obs, info))
+        coarse.load_state(env.record())
+        diffs.append(np.abs(coarse.render().astype(np.int16) - env.render().astype(np.int16)))
+    env.close()
+    coarse.close()
+    return {
+        "mesh_detail": detail,
+        "mean_abs_pixel_diff": round(float(np.mean(diffs)), 3),
+        "max_state_pixel_diff": round(float(max(d.mean() for d in diffs)), 3),
+        "share_of_pixels_off_by_more_than_8": round(
+            float(np.mean([(d.max(axis=-1) > 8).mean() for d in diffs])), 4
+        ),
+        "states": states,
+    }
+
+
 def _collect_time(env: str, policy: str, episodes: int, size: int, env_kwargs: dict) -> dict:
     from lewm.data.hdf5 import inspect_dataset
     from lewm.envs.collect import collect
@@ -148,7 +180,14 @@ def main() -> None:
         "--collect",
         default="reacher_random,cube_expert,cube_expert_fast",
         help="collections to time (comma-separated): reacher_random, cube_expert (shadows), "
-        "cube_expert_fast (shadows off)",
+        "cube_expert_fast (shadows off), cube_expert_fast_direct (and rendered at the frame "
+        "size), cube_expert_fast_direct_mesh (and mesh_detail 0.1: the cube recipe's setting)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="time only the step+render settings whose name starts with one of these "
+        "(comma-separated, e.g. cube_fast); default all",
     )
     args = parser.parse_args()
 
@@ -183,7 +222,15 @@ def main() -> None:
             lambda s: CubeEnv(image_size=s, fast_render=True, render_size=s),
             (64,),
         ),
+        # ... and the arm's visual meshes at a tenth of their triangles (the cube recipe)
+        "cube_fast_render_direct_mesh_0.1": (
+            lambda s: CubeEnv(image_size=s, fast_render=True, render_size=s, mesh_detail=0.1),
+            sizes,
+        ),
     }
+    prefixes = tuple(filter(None, args.only.split(",")))
+    if prefixes:
+        makers = {k: v for k, v in makers.items() if k.startswith(prefixes)}
     speed: dict = {}
     result["step_render_one_core"] = speed
     if args.steps > 0:
@@ -193,9 +240,14 @@ def main() -> None:
                 speed[key] = _time_env(make, size, args.steps)
                 _progress(key, speed[key])
         for size in (224, 64):
-            key = f"cube_shadow_appearance_{size}"
-            result[key] = _shadow_pixel_cost(size, states=10)
-            _progress(key, result[key])
+            if not prefixes or "cube_shadows".startswith(prefixes):
+                key = f"cube_shadow_appearance_{size}"
+                result[key] = _shadow_pixel_cost(size, states=10)
+                _progress(key, result[key])
+            if not prefixes or "cube_fast_render_direct_mesh".startswith(prefixes):
+                key = f"cube_mesh_detail_appearance_{size}"
+                result[key] = _mesh_pixel_cost(size, states=10, detail=0.1)
+                _progress(key, result[key])
 
     if args.collect_episodes > 0:
         if affinity is not None:
@@ -206,6 +258,16 @@ def main() -> None:
             "reacher_random": ("reacher", "random", {"terminate_at_goal": False}),
             "cube_expert": ("cube", "expert", {}),
             "cube_expert_fast": ("cube", "expert", {"fast_render": True}),
+            "cube_expert_fast_direct": (
+                "cube",
+                "expert",
+                {"fast_render": True, "render_size": args.collect_size},
+            ),
+            "cube_expert_fast_direct_mesh": (
+                "cube",
+                "expert",
+                {"fast_render": True, "render_size": args.collect_size, "mesh_detail": 0.1},
+            ),
         }
         for key in filter(None, args.collect.split(",")):
             if key not in jobs:

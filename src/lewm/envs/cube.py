@@ -34,6 +34,7 @@ import gymnasium as gym
 import numpy as np
 
 from lewm.envs.cube_sim import simulator_class
+from lewm.envs.mesh_detail import coarse_copy
 from lewm.envs.mujoco_common import MujocoEnv, check_action, require_columns, vector
 from lewm.errors import ConfigError
 
@@ -56,6 +57,9 @@ class CubeEnv(MujocoEnv):
         random_arm_start: sample the effector start in OGBench's arm box instead of its centre.
         render_size: MuJoCo render side before the PIL-bilinear resize to ``image_size``
             (:class:`~lewm.envs.mujoco_common.MujocoEnv`); default max(224, ``image_size``).
+        mesh_detail: fraction of the arm's visual-mesh triangles the renderer draws
+            (:mod:`lewm.envs.mesh_detail`); 1 draws the simulator's meshes. Rendering
+            only: the physics is the same at any value.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -71,12 +75,15 @@ class CubeEnv(MujocoEnv):
         show_target: bool = True,
         random_arm_start: bool = False,
         render_size: int | None = None,
+        mesh_detail: float = 1.0,
     ):
         self._set_pixel_args(render_mode, image_size, render_size)
         if shadow_size is not None and (
             not isinstance(shadow_size, (int, np.integer)) or shadow_size <= 0
         ):
             raise ConfigError(f"shadow_size must be a positive int, got {shadow_size!r}")
+        if not isinstance(mesh_detail, (int, float)) or not 0.0 < mesh_detail <= 1.0:
+            raise ConfigError(f"mesh_detail must be in (0, 1], got {mesh_detail!r}")
         self.terminate_at_goal = bool(terminate_at_goal)
         self.fast_render = bool(fast_render)
 
@@ -88,7 +95,12 @@ class CubeEnv(MujocoEnv):
         self._model, self._data = self._sim._model, self._sim._data
         if shadow_size is not None:
             self._model.vis.quality.shadowsize = int(shadow_size)
-        self._open_renderer("lewm Cube")
+        self.mesh_detail = float(mesh_detail)
+        # what the renderer draws: the simulator's model, or a copy with coarser meshes
+        self._look = (
+            self._model if self.mesh_detail == 1.0 else coarse_copy(self._model, self.mesh_detail)
+        )
+        self._open_renderer("lewm Cube", self._look)
         self.set_fast_render(self.fast_render)
         self._target_mocap = int(self._sim._cube_target_mocap_ids[0])
 
@@ -159,6 +171,8 @@ class CubeEnv(MujocoEnv):
 
     def render(self) -> np.ndarray:
         """uint8 (S, S, 3) frame from the front camera."""
+        if self._look is not self._model:  # colours and the target's alpha change at run time
+            self._look.geom_rgba[:] = self._model.geom_rgba
         return self._frame(CAMERA, self._sim._scene_option)
 
     def set_fast_render(self, fast: bool) -> None:

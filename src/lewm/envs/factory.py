@@ -26,6 +26,7 @@ from lewm.errors import ConfigError
 APPEARANCE_KEYS = (
     "fast_render",
     "shadow_size",
+    "mesh_detail",
     "render_size",
     "show_target",
     "render_target",

@@ -75,11 +75,12 @@ class MujocoEnv(gym.Env):
         self.image_size, self.render_size = check_pixel_args(render_mode, image_size, render_size)
         self.render_mode = "rgb_array"
 
-    def _open_renderer(self, what: str) -> None:
+    def _open_renderer(self, what: str, model: Any = None) -> None:
+        """Open the renderer of ``model`` (default: the simulator's own ``_model``)."""
         from lewm.envs import mujoco_gl
 
         self._renderer = mujoco_gl.new_renderer(
-            self._model, self.render_size, self.render_size, what
+            self._model if model is None else model, self.render_size, self.render_size, what
         )
 
     def _frame(self, camera: int | str, scene_option: Any = None) -> np.ndarray:
