@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -141,6 +142,33 @@ def test_a_policy_subfolder_is_its_own_row_with_the_world_models_training_facts(
     assert ("`lewm policy train --ckpt checkpoints/tworoom --data data/tworoom_train.h5 "
             "--steps 2000 --seed 0 --out checkpoints/tworoom/policy`") in table  # fmt: skip
     assert "--seed 0 --out data/tworoom_train.h5" in table  # the data the policy learnt from
+
+
+def test_each_rows_collect_command_is_the_recipe_its_model_was_made_with(tmp_path):
+    """A recipe changed after a model was shipped (Cube: coarser meshes, more episodes) must not
+    rewrite the held-out file command of that model's rows; the file is the one the row read."""
+    from lewm.recipes import recipe
+
+    old = dataclasses.asdict(recipe("cube"))
+    old.update(env_kwargs={"fast_render": True, "render_size": 64}, train_episodes=500)
+    new = {**old, "env_kwargs": {**old["env_kwargs"], "mesh_detail": 0.1}}
+    for name, made_with, data in (("cube", old, "data/cube_eval.h5"),
+                                  ("cube-new", new, "data/cube-new_eval.h5")):  # fmt: skip
+        (tmp_path / name).mkdir()
+        res = _results("cube", [True] * 150)
+        res["command"] = ["lewm", "eval", "--ckpt", f"checkpoints/{name}", "--data", data]
+        (tmp_path / name / "results.json").write_text(json.dumps(res))
+        (tmp_path / name / "training.json").write_text(json.dumps(
+            {"train_seconds": 60, "train_data": {"n_episodes": 5, "n_rows": 9}, "demo": made_with}
+        ))  # fmt: skip
+    lines = {line.split("`")[1]: line for line in build_table(tmp_path).splitlines()
+             if line.startswith("- `")}  # fmt: skip
+    assert ("--env-set fast_render=true --env-set render_size=64 --out data/cube_eval.h5` then"
+            in lines["cube"])  # fmt: skip
+    assert ("--env-set render_size=64 --env-set mesh_detail=0.1 --out data/cube-new_eval.h5` "
+            "then `lewm eval --ckpt checkpoints/cube-new --data data/cube-new_eval.h5`"
+            in lines["cube-new"])  # fmt: skip
+    assert "--episodes 100 --image-size 64 --seed 1 " in lines["cube"]
 
 
 def test_another_solvers_subfolder_is_a_row_and_a_stray_subfolder_is_not(tmp_path):

@@ -64,7 +64,15 @@ def _row(folder: Path, root: Path) -> dict:
         "command": " ".join(res.get("command", ["(not recorded)"])),
         "policy_command": _policy_command(res) if policy else None,
         "episodes": data.get("n_episodes"),
+        "made_with": info.get("demo"),
+        "eval_data": _flag(res.get("command", []), "--data"),
+        "train_data": policy["trained_on"] if policy else None,
     }  # fmt: skip
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    """The value after ``name`` in a recorded argument list (None when absent)."""
+    return argv[argv.index(name) + 1] if name in argv[:-1] else None
 
 
 def _policy_command(res: dict) -> str:
@@ -138,10 +146,11 @@ def build_table(checkpoints: str | Path = "checkpoints") -> str:
               "`results.json`; PushT's and Cube's physics differ in the last bits between CPU "
               "models, docs/results.md):", ""]  # fmt: skip
     for r in rows:
-        train = f"`{train_file_command(r['env'], r['episodes'])}`, `{r['policy_command']}`, " \
-            if r["policy_command"] else ""  # fmt: skip
-        lines.append(f"- `{r['name']}`: {train}`{eval_file_command(r['env'])}` then "
-                     f"`{r['command']}`")  # fmt: skip
+        made_with = r["made_with"]
+        train = f"`{train_file_command(r['env'], r['episodes'], made_with, r['train_data'])}`, " \
+            f"`{r['policy_command']}`, " if r["policy_command"] else ""  # fmt: skip
+        collect = eval_file_command(r["env"], made_with, r["eval_data"])
+        lines.append(f"- `{r['name']}`: {train}`{collect}` then `{r['command']}`")
     return "\n".join(lines) + "\n"
 
 
@@ -230,29 +239,43 @@ def _fmt(value, pattern: str) -> str:
     return "not recorded" if value is None else pattern.format(value)
 
 
-def eval_file_command(env: str) -> str:
-    """The ``lewm collect`` call that writes ``data/ENV_eval.h5`` as the recipe of ``env`` does."""
-    return _collect_command(env, "eval")
+def eval_file_command(env: str, made_with: dict | None = None, out: str | None = None) -> str:
+    """The ``lewm collect`` call that writes the held-out file (``out``, default
+    ``data/ENV_eval.h5``) as the recipe the model was made with does (``made_with``: its
+    training.json's ``demo``; default today's recipe of ``env``)."""
+    return _collect_command(env, "eval", made_with=made_with, out=out)
 
 
-def train_file_command(env: str, episodes: int) -> str:
-    """The ``lewm collect`` call that writes ``data/ENV_train.h5`` with the recipe's policy,
+def train_file_command(
+    env: str, episodes: int, made_with: dict | None = None, out: str | None = None
+) -> str:
+    """The ``lewm collect`` call that writes the training file with the recipe's policy,
     rendering and seed and the ``episodes`` the model was trained on (its training.json)."""
-    return _collect_command(env, "train", episodes)
+    return _collect_command(env, "train", episodes, made_with, out)
 
 
-def _collect_command(env: str, split: str, episodes: int | None = None) -> str:
-    from lewm.recipes import recipe
+def _collect_command(
+    env: str,
+    split: str,
+    episodes: int | None = None,
+    made_with: dict | None = None,
+    out: str | None = None,
+) -> str:
+    from dataclasses import fields, replace
+
+    from lewm.recipes import DemoConfig, recipe
 
     if env not in ENV_ORDER:
         return "(no recipe)"
-    cfg = recipe(env)
+    known = {f.name for f in fields(DemoConfig)} - {"seeds"}
+    cfg = replace(recipe(env), **{k: v for k, v in (made_with or {}).items() if k in known})
     episodes, seed = ((cfg.eval_episodes, cfg.seed + 1) if split == "eval"
                       else (episodes, cfg.seed))  # fmt: skip
     sets = "".join(f" --policy-set {k}={json.dumps(v)}" for k, v in cfg.policy_kwargs.items())
     sets += "".join(f" --env-set {k}={json.dumps(v)}" for k, v in cfg.env_kwargs.items())
+    out = out or f"data/{env}_{split}.h5"
     return (f"lewm collect --env {env} --policy {cfg.policy} --episodes {episodes} "
-            f"--image-size {cfg.image_size} --seed {seed}{sets} --out data/{env}_{split}.h5")  # fmt: skip
+            f"--image-size {cfg.image_size} --seed {seed}{sets} --out {out}")  # fmt: skip
 
 
 def write_results_md(checkpoints: str | Path = "checkpoints") -> str:
