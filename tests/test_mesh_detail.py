@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("ogbench")
 pytest.importorskip("fast_simplification")
 
+from lewm.envs import mesh_detail  # noqa: E402
 from lewm.envs.cube import CubeEnv  # noqa: E402
 from lewm.envs.mesh_detail import (  # noqa: E402
     MIN_FACES,
@@ -79,8 +80,11 @@ def test_coarse_copy_cuts_rendered_triangles_and_leaves_the_model_alone(envs):
     for m in set(range(model.nmesh)) - set(meshes):
         assert look.mesh_facenum[m] == faces_before[m]
     assert look.mesh_vert.shape == model.mesh_vert.shape  # same array sizes: same MjData
-    # deterministic: a second copy has the same arrays (collected frames are reproducible)
+    # deterministic: a fresh decimation gives the same arrays as the cached one (collected
+    # frames are reproducible), and the cache serves a copy with the same arrays
+    mesh_detail._cache.clear()
     again = coarse_copy(model, 0.1)
+    assert coarse_copy(model, 0.1) is not again
     for name in ("mesh_vert", "mesh_normal", "mesh_face", "mesh_facenormal", "mesh_facenum"):
         assert np.array_equal(getattr(look, name), getattr(again, name)), name
 

@@ -17,6 +17,7 @@ Normals are per face corner with a crease angle, so hard edges stay hard.
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,14 @@ import numpy as np
 MIN_FACES = 1000  # smaller meshes are left as they are: nothing to gain
 CREASE_DEG = 40.0  # corners whose faces bend more than this get separate normals
 VISUAL_GROUP = 2
+MESH_ARRAYS = (
+    "mesh_vert", "mesh_vertnum", "mesh_normal", "mesh_normalnum",
+    "mesh_face", "mesh_facenormal", "mesh_facenum",
+)  # fmt: skip
+
+# (model's mesh data digest, keep) -> the coarse copy's mesh arrays. An evaluation builds an
+# environment per pair (50 per seed): each decimates the same meshes, so once per process.
+_cache: dict[tuple[str, float], dict[str, np.ndarray]] = {}
 
 
 def coarse_copy(model: Any, keep: float) -> Any:
@@ -31,11 +40,25 @@ def coarse_copy(model: Any, keep: float) -> Any:
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"mesh detail must be in (0, 1], got {keep!r}")
     look = copy.deepcopy(model)
-    if keep < 1.0:
+    if keep == 1.0:
+        return look
+    key = (_digest(model), float(keep))
+    if key not in _cache:
         for mesh in rendered_meshes(look):
             if int(look.mesh_facenum[mesh]) >= MIN_FACES:
                 _simplify_in_place(look, mesh, keep)
+        _cache[key] = {name: getattr(look, name).copy() for name in MESH_ARRAYS}
+    for name, values in _cache[key].items():
+        getattr(look, name)[:] = values
     return look
+
+
+def _digest(model: Any) -> str:
+    """Fingerprint of the mesh data and of which geoms draw which mesh."""
+    h = hashlib.sha256()
+    for name in (*MESH_ARRAYS, "geom_type", "geom_group", "geom_dataid"):
+        h.update(np.ascontiguousarray(getattr(model, name)).tobytes())
+    return h.hexdigest()
 
 
 def rendered_meshes(model: Any) -> list[int]:
