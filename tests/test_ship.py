@@ -222,6 +222,21 @@ def test_a_row_with_more_context_frames_says_so_and_whether_the_first_came_from_
     assert "context" not in rows["checkpoints/reacher"]
 
 
+def test_a_row_that_replans_before_the_plan_is_executed_says_so(tmp_path):
+    (tmp_path / "pusht").mkdir()
+    base = _results("pusht", [True])
+    base["mpc"] = {"budget": 50, "horizon": 5, "receding": 5}  # the paper: the whole plan
+    (tmp_path / "pusht" / "results.json").write_text(json.dumps(base))
+    (tmp_path / "pusht" / "r1").mkdir()
+    res = {**_results("pusht", [True, False]), "checkpoint": "checkpoints/pusht"}
+    res["mpc"] = {"budget": 50, "horizon": 5, "receding": 1}
+    (tmp_path / "pusht" / "r1" / "results.json").write_text(json.dumps(res))
+    rows = {line.split("`")[1]: line for line in build_table(tmp_path).splitlines()
+            if line.startswith("| pusht")}  # fmt: skip
+    assert "cem 300×10, replanned every 1 of 5 blocks, budget 50" in rows["checkpoints/pusht/r1"]
+    assert "replanned" not in rows["checkpoints/pusht"]
+
+
 def test_the_baselines_note_names_the_pldm_rows_still_missing_and_says_dinowm_is_not_measured(
     tmp_path,
 ):

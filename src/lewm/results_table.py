@@ -94,8 +94,9 @@ def _accelerator(info: dict) -> str:
 
 
 def _solver_label(solver: dict, policy: dict | None, mpc: dict) -> str:
-    """``cem 300×30``, the predicted step candidates are ranked on when not the last, and the
-    context frames when more than one (and whether the first solve's came from the data)."""
+    """``cem 300×30``, the predicted step candidates are ranked on when not the last, the
+    context frames when more than one (and whether the first solve's came from the data), and
+    how often it replans when before the whole plan is executed (the paper: after all of it)."""
     if policy and policy["mode"] == "policy":
         return "policy, no search"
     label = f"{solver['solver']} {solver.get('samples')}×{solver.get('iterations')}"
@@ -106,6 +107,9 @@ def _solver_label(solver: dict, policy: dict | None, mpc: dict) -> str:
         label += f", {mpc['context']} context frames"
         if mpc.get("dataset_history"):
             label += " (the first from the dataset's past)"
+    receding, horizon = mpc.get("receding"), mpc.get("horizon")
+    if receding is not None and horizon is not None and receding < horizon:
+        label += f", replanned every {receding} of {horizon} blocks"
     return label
 
 
