@@ -115,15 +115,17 @@ RECIPES: dict[str, DemoConfig] = {
         iterations=STUDIED["reacher"].iterations,
         eval_settings={"context": 3, "cost_step": 4},
     ),
-    # Cube: the OGBench expert; shadows off and direct 64x64 rendering (24.5 frames/s per
-    # core against 5.1 with the 4096 shadow map): 500 x 200-step episodes in ~35 min.
+    # Cube: the OGBench expert; shadows off, direct 64x64 rendering and the arm's visual
+    # meshes at a tenth of their triangles (render 15 ms against 40; 5.1 frames/s per core
+    # with the 4096 shadow map; docs/mujoco.md): 2,000 x 200-step episodes, four times the
+    # first recipe's data (500 episodes: 31.3 %, data-limited, docs/results.md).
     "cube": replace(
         DEMO,
         env="cube",
-        train_episodes=500,
+        train_episodes=2000,
         eval_episodes=100,
-        env_kwargs={"fast_render": True, "render_size": 64},
-        train_steps=6000,
+        env_kwargs={"fast_render": True, "render_size": 64, "mesh_detail": 0.1},
+        train_steps=10000,
     ),
 }
 
