@@ -30,32 +30,32 @@ MESH_ARRAYS = (
     "mesh_face", "mesh_facenormal", "mesh_facenum",
 )  # fmt: skip
 
-# (model's mesh data digest, keep) -> the coarse copy's mesh arrays. An evaluation builds an
-# environment per pair (50 per seed): each decimates the same meshes, so once per process.
-_cache: dict[tuple[str, float], dict[str, np.ndarray]] = {}
+# (model digest, keep) -> the coarse copy. An evaluation builds an environment per pair (50
+# per seed, ~350 MB each): they share one copy, decimated once per process. Sharing is safe:
+# environments render one at a time and each copies its own colours in first.
+_cache: dict[tuple[str, float], Any] = {}
 
 
 def coarse_copy(model: Any, keep: float) -> Any:
-    """A copy of ``model`` whose rendered meshes keep about ``keep`` of their triangles."""
+    """A copy of ``model`` whose rendered meshes keep about ``keep`` of their triangles
+    (shared by every caller in this process with the same model and ``keep``)."""
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"mesh detail must be in (0, 1], got {keep!r}")
-    look = copy.deepcopy(model)
     if keep == 1.0:
-        return look
+        return copy.deepcopy(model)
     key = (_digest(model), float(keep))
     if key not in _cache:
+        look = copy.deepcopy(model)
         for mesh in rendered_meshes(look):
             if int(look.mesh_facenum[mesh]) >= MIN_FACES:
                 _simplify_in_place(look, mesh, keep)
-        _cache[key] = {name: getattr(look, name).copy() for name in MESH_ARRAYS}
-    for name, values in _cache[key].items():
-        getattr(look, name)[:] = values
-    return look
+        _cache[key] = look
+    return _cache[key]
 
 
 def _digest(model: Any) -> str:
-    """Fingerprint of the mesh data and of which geoms draw which mesh."""
-    h = hashlib.sha256()
+    """Fingerprint of the mesh data, of which geoms draw which mesh, and of the shadow map."""
+    h = hashlib.sha256(str(model.vis.quality.shadowsize).encode())
     for name in (*MESH_ARRAYS, "geom_type", "geom_group", "geom_dataid"):
         h.update(np.ascontiguousarray(getattr(model, name)).tobytes())
     return h.hexdigest()
