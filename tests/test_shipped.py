@@ -28,6 +28,7 @@ SHIPPED = {
     "pusht-pldm": ("pusht", "small", 64, 5_816_750),  # the PLDM baseline, the pusht recipe
     "reacher": ("reacher", "small", 64, 5_918_126),
     "cube": ("cube", "small", 64, 5_918_276),  # 25-d action blocks (5-d actions x frameskip 5)
+    "cube-2000ep": ("cube", "small", 64, 5_918_276),  # the cube recipe now: 4x the data
 }
 
 
@@ -70,7 +71,7 @@ def test_the_committed_evaluation_is_of_these_weights_and_portable(name):
 
 
 # checkpoints with an amortised policy
-POLICIES = ("cube", "pusht", "pusht-gpu", "reacher", "tworoom")
+POLICIES = ("cube", "cube-2000ep", "pusht", "pusht-gpu", "reacher", "tworoom")
 POLICY_EVALS = {"policy": "policy", "policy-cem": "policy-init"}  # subfolder -> mode
 # the same policies' rows with other planning settings: (checkpoint, subfolder) -> mode, context
 POLICY_VARIANTS = {("pusht-gpu", "policy-cem-context3-history"): ("policy-init", 3)}
