@@ -116,7 +116,7 @@ RECIPES: dict[str, DemoConfig] = {
         eval_settings={"context": 3, "cost_step": 4},
     ),
     # Cube: the OGBench expert; shadows off, direct 64x64 rendering and the arm's visual
-    # meshes at a tenth of their triangles (render 15 ms against 40; 5.1 frames/s per core
+    # meshes at a tenth of their triangles (render 12.9 ms against 36.6; 5.1 frames/s per core
     # with the 4096 shadow map; docs/mujoco.md): 2,000 x 200-step episodes, four times the
     # first recipe's data (500 episodes: 31.3 %, data-limited, docs/results.md).
     "cube": replace(
