@@ -29,6 +29,7 @@ SHIPPED = {
     "reacher": ("reacher", "small", 64, 5_918_126),
     "cube": ("cube", "small", 64, 5_918_276),  # 25-d action blocks (5-d actions x frameskip 5)
     "cube-2000ep": ("cube", "small", 64, 5_918_276),  # the cube recipe now: 4x the data
+    "cube-patch8": ("cube", "small", 64, 5_816_900),  # patch 8: the cube covers more of a patch
 }
 
 
@@ -71,7 +72,7 @@ def test_the_committed_evaluation_is_of_these_weights_and_portable(name):
 
 
 # checkpoints with an amortised policy
-POLICIES = ("cube", "cube-2000ep", "pusht", "pusht-gpu", "reacher", "tworoom")
+POLICIES = ("cube", "cube-2000ep", "cube-patch8", "pusht", "pusht-gpu", "reacher", "tworoom")
 POLICY_EVALS = {"policy": "policy", "policy-cem": "policy-init"}  # subfolder -> mode
 # the same policies' rows with other planning settings: (checkpoint, subfolder) -> mode, context
 POLICY_VARIANTS = {("pusht-gpu", "policy-cem-context3-history"): ("policy-init", 3)}
