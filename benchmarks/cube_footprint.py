@@ -31,9 +31,7 @@ def footprint(size: int, resets: int, threshold: int, mesh_detail: float) -> lis
     """Changed-pixel counts, one per reset, of the cube at ``size``x``size``."""
     from lewm.envs.cube import CubeEnv
 
-    env = CubeEnv(
-        image_size=size, render_size=size, fast_render=True, mesh_detail=mesh_detail
-    )  # fmt: skip
+    env = CubeEnv(image_size=size, render_size=size, fast_render=True, mesh_detail=mesh_detail)
     counts = []
     try:
         for seed in range(resets):
